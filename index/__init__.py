@@ -1,0 +1,1 @@
+"""Corpus → chunks → vectors → FAISS index, and retrieval."""

