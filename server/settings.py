@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="default", description="Model name sent to the OpenAI-compatible server.")
     llm_api_key: str = Field(default="", description="API key for the OpenAI-compatible server, if it needs one.")
     llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before a generation is abandoned.")
+    llm_prompt_style: Literal["auto", "completion", "chat"] = Field(
+        default="auto",
+        description=(
+            "How to prompt the model: `completion` (plain prompt and stop sequences, for base models) or `chat` "
+            "(messages). `auto`: for llama_cpp, chat only if the GGUF has a chat template and its name marks it "
+            "instruction-tuned (it/instruct/chat), else completion; for openai, chat."
+        ),
+    )
+    llm_stream: bool = Field(
+        default=True, description="Ask the OpenAI-compatible server to stream tokens; false sends one request, one reply."
+    )
     max_answer_tokens: int = Field(default=160, ge=16, le=4096, description="Cap on generated tokens per answer.")
     evidence_tokens: int = Field(
         default=700, ge=100, le=100_000, description="Token budget for the numbered passages in the prompt."
