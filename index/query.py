@@ -1,0 +1,175 @@
+"""Reading the sources and dates a question names. Pure functions over strings.
+
+News questions often say where and when: "as reported by The Verge and TechCrunch", "published on
+October 12, 2023", "after 2023-11-05". These become soft hints: the retriever boosts articles of those
+sources and dates rather than filtering, because a question may also mention a source in passing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): number for number, name in enumerate(calendar.month_abbr) if name})
+_MONTHS["sept"] = 9
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# "2023-10-05", "October 5, 2023", "5 October 2023", "October 2023", "Oct. 2023"
+_DATE = re.compile(
+    rf"\b(?:(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})"
+    rf"|(?P<m1>{_MONTH})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y1>\d{{4}})"
+    rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<m2>{_MONTH})\.?,?\s+(?P<y2>\d{{4}})"
+    rf"|(?P<m3>{_MONTH})\.?,?\s+(?P<y3>\d{{4}}))\b",
+    re.IGNORECASE,
+)
+_BEFORE = re.compile(r"\b(?:before|prior to|earlier than|until|by)\s+(?:the\s+)?$", re.IGNORECASE)
+_AFTER = re.compile(r"\b(?:after|since|following|later than|from)\s+(?:the\s+)?$", re.IGNORECASE)
+# Separators between an outlet's name and its section: "The Independent - Sports", "Cnbc | World ...".
+_SECTION = re.compile(r"\s+[-|:–]\s+|:\s+")
+_MIN_ALIAS = 4
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """An inclusive range of ISO dates; None is open-ended."""
+
+    start: str | None = None
+    end: str | None = None
+
+    def contains(self, date: str) -> bool:
+        """Whether an ISO date (or datetime) falls in the range.
+
+        >>> DateRange("2023-10-01", "2023-10-31").contains("2023-10-05T12:00:00+00:00")
+        True
+        """
+        day = date[:10]
+        if not day:
+            return False
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True)
+class QueryHints:
+    """What a question says about where and when: source names as the index knows them, and date ranges."""
+
+    sources: tuple[str, ...] = ()
+    dates: tuple[DateRange, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when the question names no known source and no date."""
+        return not self.sources and not self.dates
+
+
+def source_aliases(source: str) -> list[str]:
+    """Lower-case names a question may use for a source: the full name, its outlet part, without "The".
+
+    >>> source_aliases("The Independent - Life and Style")
+    ['the independent - life and style', 'independent - life and style', 'the independent', 'independent']
+    >>> source_aliases("The Age")
+    ['the age']
+    """
+    full = " ".join(source.split()).lower()
+    outlet = " ".join(_SECTION.split(source, maxsplit=1)[0].split()).lower()
+    aliases = [full]
+    for alias in (_without_the(full), outlet, _without_the(outlet)):
+        # "the age" without "the" would be the word "age": a shortened name must be distinctive enough.
+        if alias not in aliases and len(alias) >= _MIN_ALIAS:
+            aliases.append(alias)
+    return aliases
+
+
+def find_sources(query: str, known_sources: Iterable[str]) -> tuple[str, ...]:
+    """The known sources a question names, in the order they first appear; a short name may mean several.
+
+    >>> find_sources("As reported by the Verge and TechCrunch?", ["TechCrunch", "The Verge", "Wired"])
+    ('The Verge', 'TechCrunch')
+    >>> find_sources("Did The Independent say so?", ["The Independent - Sports", "The Independent - Travel"])
+    ('The Independent - Sports', 'The Independent - Travel')
+    >>> find_sources("at the age of ten", ["The Age"])
+    ()
+    """
+    by_alias: dict[str, list[str]] = {}
+    for source in sorted(set(known_sources)):
+        for alias in source_aliases(source):
+            by_alias.setdefault(alias, []).append(source)
+    if not by_alias:
+        return ()
+    lowered = query.lower()
+    pattern = re.compile(
+        r"(?<![\w-])(?:" + "|".join(re.escape(a) for a in sorted(by_alias, key=len, reverse=True)) + r")(?![\w])"
+    )
+    found: list[str] = []
+    for match in pattern.finditer(lowered):
+        alias = match.group()
+        # Outlets are proper names: "the Verge" and "The Age" count, "at the age of" does not.
+        name_start = match.start() + (4 if alias.startswith("the ") else 0)
+        if not query[name_start].isupper() and not query[name_start].isdigit():
+            continue
+        for source in by_alias[alias]:
+            if source not in found:
+                found.append(source)
+    return tuple(found)
+
+
+def find_dates(query: str) -> tuple[DateRange, ...]:
+    """Date ranges a question names: a day, a month, or open-ended after "before"/"after".
+
+    >>> find_dates("published on October 12, 2023 and in November 2023")
+    (DateRange(start='2023-10-12', end='2023-10-12'), DateRange(start='2023-11-01', end='2023-11-30'))
+    >>> find_dates("a report after 2023-11-05")
+    (DateRange(start='2023-11-05', end=None),)
+    >>> find_dates("before Nov. 5th, 2023")
+    (DateRange(start=None, end='2023-11-05'),)
+    """
+    ranges: list[DateRange] = []
+    for match in _DATE.finditer(query):
+        day_range = _match_range(match)
+        if day_range is None:
+            continue
+        prefix = query[max(0, match.start() - 20) : match.start()]
+        if _BEFORE.search(prefix):
+            day_range = DateRange(None, day_range.end)
+        elif _AFTER.search(prefix):
+            day_range = DateRange(day_range.start, None)
+        if day_range not in ranges:
+            ranges.append(day_range)
+    return tuple(ranges)
+
+
+def read_hints(query: str, known_sources: Iterable[str]) -> QueryHints:
+    """Sources and dates named in a question.
+
+    >>> read_hints("What did TechCrunch report on 2023-10-05?", ["TechCrunch"])
+    QueryHints(sources=('TechCrunch',), dates=(DateRange(start='2023-10-05', end='2023-10-05'),))
+    """
+    return QueryHints(sources=find_sources(query, known_sources), dates=find_dates(query))
+
+
+def _without_the(name: str) -> str:
+    """A lower-case name without a leading "the "."""
+    return name[4:] if name.startswith("the ") else name
+
+
+def _match_range(match: re.Match) -> DateRange | None:
+    """The day or month range of one date match; None for an impossible date."""
+    groups = match.groupdict()
+    try:
+        if groups["iso"]:
+            year, month, day = (int(part) for part in groups["iso"].split("-"))
+        elif groups["y3"]:
+            year, month = int(groups["y3"]), _MONTHS[groups["m3"].lower()]
+            last = calendar.monthrange(year, month)[1]
+            return DateRange(f"{year:04d}-{month:02d}-01", f"{year:04d}-{month:02d}-{last:02d}")
+        else:
+            year = int(groups["y1"] or groups["y2"])
+            month = _MONTHS[(groups["m1"] or groups["m2"]).lower()]
+            day = int(groups["d1"] or groups["d2"])
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+            return None
+    except (ValueError, KeyError, calendar.IllegalMonthError):
+        return None
+    iso = f"{year:04d}-{month:02d}-{day:02d}"
+    return DateRange(iso, iso)
