@@ -47,3 +47,9 @@ class QueueFull(BylineError):
     """Too many requests are waiting for the language model."""
 
     http_status = 429
+
+
+class QueryFileError(BylineError):
+    """An evaluation query file can't be read; the message names the file, the record and the field."""
+
+    http_status = 422
