@@ -28,9 +28,59 @@ def _embedder(settings: Settings):
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
+def _chunk_settings(settings: Settings):
+    """The ChunkSettings that `settings` asks for (they go into, and are checked against, the index manifest)."""
+    from index.chunking import ChunkSettings
+
+    embed_metadata = getattr(settings, "embed_metadata", ChunkSettings().embed_metadata)
+    return ChunkSettings(settings.chunk_words, settings.chunk_overlap_words, embed_metadata)
+
+
+def _build_progress(stream=None):
+    """A build_index progress callback: one line redrawn in place on a TTY, a line per step otherwise."""
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    shown = {"stage": None}
+
+    def show(stage: str, done: int, total: int) -> None:
+        if stage == "done":
+            if tty and shown["stage"]:
+                stream.write("\n")
+            return
+        figures = f"{done}/{total}" if total else ""
+        if tty:
+            stream.write(f"\r{stage:<10} {figures:<16}")
+            stream.flush()
+        elif stage != shown["stage"] or stage == "embedding":
+            print(f"{stage} {figures}".rstrip(), file=stream, flush=True)
+        shown["stage"] = stage
+
+    return show
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """Build or incrementally update the index from the corpus folder."""
-    raise NotImplementedError("byline index")
+    from index.build import build_index
+
+    settings = _settings(args)
+    summary = build_index(
+        settings.corpus_dir,
+        settings.index_dir,
+        _embedder(settings),
+        _chunk_settings(settings),
+        full=args.full,
+        max_file_bytes=settings.max_file_bytes,
+        progress=_build_progress(),
+    )
+    print(f"indexed {settings.corpus_dir} into {settings.index_dir} in {summary.seconds:.1f} s")
+    print(
+        f"  added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
+        f"removed {summary.removed}, skipped {len(summary.skipped)}"
+    )
+    print(f"  chunks: {summary.chunks_embedded} embedded, {summary.chunks_total} in the index")
+    for skipped in summary.skipped:
+        print(f"  skipped {skipped.path}: {skipped.reason}")
+    return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
