@@ -76,6 +76,16 @@ class Settings(BaseSettings):
         default=700, ge=100, le=100_000, description="Token budget for the numbered passages in the prompt."
     )
     drop_unsupported: bool = Field(default=False, description="Remove answer sentences that no passage supports.")
+    abstain_threshold: float = Field(
+        default=0.35,
+        ge=-1.0,
+        le=1.0,
+        description=(
+            "Abstain when the best embedding similarity between the question and a retrieved sentence is below "
+            "this (set from the dev set's null queries; see results/answer.md)."
+        ),
+    )
+    repeat_penalty: float = Field(default=1.15, ge=1.0, le=2.0, description="Repeat penalty for answer generation.")
 
     # Server
     host: str = Field(default="127.0.0.1", description="Address `byline serve` listens on.")

@@ -1,0 +1,229 @@
+"""Answering a question: retrieve, choose evidence, abstain or generate, check citations, fall back to quotes.
+
+`Answerer` is the shell around the pure steps in `evidence`, `prompt` and `citations`; it streams `Delta`s
+while the model writes and then yields exactly one final `Answer`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from index.errors import LLMUnavailable
+from index.types import Filters, Hit
+from server.citations import SUPPORT_THRESHOLD, make_citation, render_answer, verify_citations
+from server.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
+from server.llm.streaming import stop_on_repeats
+from server.prompt import build_prompt, clean_question, prompt_overhead
+from server.settings import Settings
+from server.types import Answer, Delta, Sentence
+
+ABSTAIN_MESSAGE = "The archive doesn't hold enough to answer this. These are the nearest articles."
+NO_ANSWER_MESSAGE = "The passages found don't answer this. These are the nearest articles."
+FALLBACK_MESSAGES = {
+    "unavailable": "The language model is unavailable, so these are the most relevant passages, quoted.",
+    "timeout": "The language model took too long, so these are the most relevant passages, quoted.",
+    "unsupported": "The model's answer was not supported by the sources, so these are the most relevant passages, quoted.",
+}
+_INSUFFICIENT = ("insufficient information", "not enough information", "do not answer", "don't answer")
+
+
+def retrieval_query(question: str, history: Sequence[dict] | None = None, turns: int = 1) -> str:
+    """The text to search for: the question plus the last user question(s), so a follow-up keeps its topic.
+
+    >>> retrieval_query("What did Stellantis say?", [{"role": "user", "content": "Why is Italy courting Dongfeng?"},
+    ...                                              {"role": "assistant", "content": "To build cars [1]."}])
+    'What did Stellantis say? Why is Italy courting Dongfeng?'
+    >>> retrieval_query("Why?", None)
+    'Why?'
+    """
+    return " ".join([question, *history_questions(history, turns)])
+
+
+def history_questions(history: Sequence[dict] | None, turns: int = 1) -> list[str]:
+    """The last `turns` user messages of a conversation, newest first, on one line each.
+
+    >>> history_questions([{"role": "user", "content": "A?"}, {"role": "user", "content": "B?"}], 1)
+    ['B?']
+    """
+    asked = [clean_question(str(m.get("content", ""))) for m in history or () if m.get("role") == "user"]
+    return [q for q in reversed(asked) if q][:turns]
+
+
+def evidence_strength(scored: Sequence[EvidenceSentence], similarities: Sequence[float] | None) -> float:
+    """How strongly the retrieved evidence bears on the question: the best sentence's embedding similarity.
+
+    >>> evidence_strength([], None), evidence_strength([EvidenceSentence("a", 0, 1, 0, 0.8)], [0.42])
+    (0.0, 0.42)
+    """
+    if similarities is not None and len(similarities):
+        return float(max(similarities))
+    return max((s.score for s in scored), default=0.0)
+
+
+def nearest_articles(hits: Sequence[Hit], limit: int = 5) -> tuple[Hit, ...]:
+    """The best hit of each of the first `limit` distinct articles.
+
+    >>> hits = [Hit(1, "a", 0.9, "x", 0, 1), Hit(2, "a", 0.8, "y", 0, 1), Hit(3, "b", 0.7, "z", 0, 1)]
+    >>> [h.chunk_id for h in nearest_articles(hits)]
+    [1, 3]
+    """
+    seen: dict[str, Hit] = {}
+    for hit in hits:
+        seen.setdefault(hit.article_id, hit)
+    return tuple(seen.values())[:limit]
+
+
+def extractive_sentences(passages: Sequence[Passage], count: int = 2) -> tuple[list[Sentence], list]:
+    """The best sentences of the best passages, quoted, each citing its passage.
+
+    >>> from index.types import Hit
+    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("Rome waits.", 0, 11, 0, 0.9),), 0.9)
+    >>> [(s.text, s.citations) for s in extractive_sentences([p])[0]]
+    [('"Rome waits."', (1,))]
+    """
+    sentences, citations = [], []
+    for passage in passages[:count]:
+        best = max(passage.sentences, key=lambda s: s.score)
+        sentences.append(Sentence(f'"{best.text}"', (passage.n,), True, round(best.score, 3)))
+        citations.append(make_citation(passage, best))
+    return sentences, citations
+
+
+def says_insufficient(text: str) -> bool:
+    """Whether the model said the passages don't answer the question.
+
+    >>> says_insufficient("Insufficient information."), says_insufficient("Rome wants jobs [1].")
+    (True, False)
+    """
+    lowered = text.lower()
+    return any(phrase in lowered for phrase in _INSUFFICIENT)
+
+
+class Answerer:
+    """Answers questions from the index with an LLM, citing and checking every sentence."""
+
+    def __init__(self, searcher, llm, embedder, settings: Settings):
+        self.searcher = searcher
+        self.llm = llm
+        self.embedder = embedder
+        self.settings = settings
+
+    def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None) -> Answer:
+        """The final Answer (consumes `stream`)."""
+        final = None
+        for item in self.stream(question, history, k, filters):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
+
+    def stream(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None) -> Iterator[Delta | Answer]:
+        """Yield `Delta`s as the model writes, then one final `Answer`."""
+        settings, started = self.settings, time.perf_counter()
+        timings: dict[str, float] = {}
+        hits = self.searcher.search(retrieval_query(question, history), k=k or settings.k, filters=filters)
+        timings["retrieval_s"] = round(time.perf_counter() - started, 3)
+
+        question_vector = self.embedder.embed([question])[0]
+        candidates: list[str] = []
+        similarities: list[float] = []
+
+        def similarity(texts: list[str]) -> list[float]:
+            vectors = self.embedder.embed(texts)
+            candidates.extend(texts)
+            similarities.extend((vectors @ question_vector).tolist())
+            return similarities
+
+        context = " ".join(history_questions(history))
+        scored = score_sentences(question, hits, context=context, similarity=similarity)
+        strength = evidence_strength(scored, similarities)
+        timings["evidence_s"] = round(time.perf_counter() - started - timings["retrieval_s"], 3)
+        if not scored or strength < settings.abstain_threshold:
+            yield self._abstain(question, hits, ABSTAIN_MESSAGE, timings, started)
+            return
+
+        chat = bool(getattr(self.llm, "is_chat", False))
+        overhead = prompt_overhead(self.llm.count_tokens, chat=chat) + self.llm.count_tokens(question)
+        budget = evidence_budget(settings.evidence_tokens, self.llm.context_tokens, overhead, settings.max_answer_tokens)
+        passages = select_evidence(scored, hits, budget=budget, count_tokens=self.llm.count_tokens)
+        prompt = build_prompt(question, passages, chat=chat)
+
+        text, failure = "", None
+        for piece in self._generate(prompt, timings, started):
+            if isinstance(piece, _Failure):
+                failure = str(piece)
+            else:
+                text += piece
+                yield Delta(piece)
+        if failure is None and says_insufficient(text) and not _has_marker(text):
+            yield self._abstain(question, hits, NO_ANSWER_MESSAGE, timings, started)
+            return
+        sentences, citations = verify_citations(
+            text, passages, similarity=self._pair_similarity, threshold=SUPPORT_THRESHOLD, drop_unsupported=settings.drop_unsupported
+        )
+        mode, message = "generated", ""
+        if failure is not None or not any(s.supported for s in sentences):
+            sentences, citations = extractive_sentences(passages)
+            mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
+        timings["total_s"] = round(time.perf_counter() - started, 3)
+        yield Answer(
+            question=question,
+            answer=render_answer(sentences),
+            sentences=tuple(sentences),
+            citations=tuple(citations),
+            mode=mode,
+            message=message,
+            nearest=nearest_articles(hits),
+            timings=timings,
+        )
+
+    def _generate(self, prompt, timings: dict[str, float], started: float) -> Iterator[str]:
+        """Model text pieces, stopped at repeats and new blocks; on failure the last item is a `_Failure`."""
+        settings = self.settings
+        try:
+            pieces = self.llm.generate(
+                prompt.body,
+                max_tokens=settings.max_answer_tokens,
+                stop=list(prompt.stop),
+                temperature=0.0,
+                repeat_penalty=settings.repeat_penalty,
+            )
+            stream = stop_on_repeats(pieces, markers=("Question:", "<<<", "PASSAGES", "\n\n"))
+            for piece in stream:
+                if "first_token_s" not in timings:
+                    timings["first_token_s"] = round(time.perf_counter() - started, 3)
+                yield piece
+                if time.perf_counter() - started > settings.llm_timeout:
+                    stream.close()
+                    yield _Failure("timeout")
+                    return
+        except LLMUnavailable:
+            yield _Failure("unavailable")
+
+    def _pair_similarity(self, answers: list[str], evidence: list[str]) -> np.ndarray:
+        """Embedding similarity of each answer sentence to each evidence sentence."""
+        vectors = self.embedder.embed(list(answers) + list(evidence))
+        return vectors[: len(answers)] @ vectors[len(answers):].T
+
+    def _abstain(self, question: str, hits: Sequence[Hit], message: str, timings: dict[str, float], started: float) -> Answer:
+        timings["total_s"] = round(time.perf_counter() - started, 3)
+        return Answer(
+            question=question,
+            answer=message,
+            abstained=True,
+            mode="abstained",
+            message=message,
+            nearest=nearest_articles(hits),
+            timings=timings,
+        )
+
+
+class _Failure(str):
+    """Why generation stopped without an answer ("unavailable" or "timeout"); not answer text."""
+
+
+def _has_marker(text: str) -> bool:
+    return "[" in text and "]" in text

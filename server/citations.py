@@ -1,0 +1,240 @@
+"""Checking an answer against its passages: parse [n] markers, score each sentence's support, fix citations.
+
+Pure functions. A sentence is supported by a passage when enough of its words (and, if the caller passes
+one, its embedding) match the passage, and every number and any negation it states appear there too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from index.chunking import split_sentences
+from server.evidence import EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
+from server.types import Citation, Sentence
+
+# [1], [1, 2], [1;2], [1-2] and runs like [1][2]
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
+SUPPORT_THRESHOLD = 0.5
+
+Similarity = Callable[[list[str], list[str]], Sequence[Sequence[float]]]
+
+
+def parse_markers(text: str) -> tuple[str, list[int]]:
+    """Remove the [n] markers from text; return the clean text and the numbers in order of appearance.
+
+    >>> parse_markers("Rome wants jobs [1, 2][3].")
+    ('Rome wants jobs.', [1, 2, 3])
+    """
+    numbers: list[int] = []
+    for match in _MARKER.finditer(text):
+        for part in re.split(r"\s*[,;]\s*", match.group(1)):
+            if re.fullmatch(r"\d+\s*[\-–]\s*\d+", part):
+                low, high = (int(x) for x in re.split(r"\s*[\-–]\s*", part))
+                numbers.extend(range(low, min(high, low + 20) + 1))
+            else:
+                numbers.append(int(part))
+    clean = _MARKER.sub("", text)
+    clean = re.sub(r"\s+([.,;:!?])", r"\1", clean)
+    return " ".join(clean.split()), list(dict.fromkeys(numbers))
+
+
+def split_answer(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Split an answer into sentences with the passage numbers each cites (markers after a full stop count for it).
+
+    >>> split_answer("Yes. Rome wants jobs [1]. [2] It offers sites.")
+    [('Yes. Rome wants jobs.', (1, 2)), ('It offers sites.', ())]
+    """
+    text = re.sub(r"([.!?])\s*((?:\[[\d,;\s\-–]+\]\s*)+)", r"\2\1 ", text)  # "jobs. [2]" -> "jobs [2]."
+    pieces: list[tuple[str, tuple[int, ...]]] = []
+    pending = ""
+    for start, end in split_sentences(text):
+        raw = pending + " " + text[start:end] if pending else text[start:end]
+        clean, numbers = parse_markers(raw)
+        if not clean:
+            continue
+        if len(content_words(clean)) < 2 and not numbers:
+            pending = raw  # "Yes." alone: keep it with the sentence that explains it
+            continue
+        pending = ""
+        pieces.append((clean, tuple(numbers)))
+    if pending:
+        clean, numbers = parse_markers(pending)
+        if clean:
+            pieces.append((clean, tuple(numbers)))
+    return pieces
+
+
+def facts_match(sentence: str, evidence: str) -> bool:
+    """Whether every number in sentence appears in evidence, and a negated sentence has negated evidence.
+
+    >>> facts_match("Sales fell 1.72 million.", "Sales fell by 1.72 million units.")
+    True
+    >>> facts_match("Sales fell 2 million.", "Sales fell by 1.72 million units."), facts_match("Rome did not answer.", "Rome answered.")
+    (False, False)
+    """
+    if not numbers_in(sentence) <= numbers_in(evidence):
+        return False
+    return not has_negation(sentence) or has_negation(evidence)
+
+
+@dataclass(frozen=True)
+class Support:
+    """How well one passage supports one answer sentence, and the passage sentence that does it best."""
+
+    n: int
+    score: float
+    span: EvidenceSentence
+
+
+def score_support(sentence: str, passage: Passage, similarities: Sequence[float] | None = None) -> Support:
+    """Score how well passage supports sentence (0..1): word overlap, plus embedding similarity when given.
+
+    `similarities` holds the embedding similarity of the sentence to each of the passage's sentences.
+
+    >>> from index.types import Hit
+    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("Rome offered sites to Dongfeng.", 0, 31, 0, 1.0),), 1.0)
+    >>> score_support("Rome offered Dongfeng sites.", p).score
+    1.0
+    >>> score_support("Rome offered Dongfeng 3 sites.", p).score
+    0.0
+    """
+    terms = content_words(sentence)
+    whole = overlap(terms, content_words(passage.text))
+    per_sentence = [overlap(terms, content_words(s.text)) for s in passage.sentences]
+    if similarities is not None:
+        per_sentence = [0.5 * lex + 0.5 * max(0.0, float(sim)) for lex, sim in zip(per_sentence, similarities)]
+        whole = 0.5 * whole + 0.5 * max(0.0, max((float(s) for s in similarities), default=0.0))
+    best = max(range(len(passage.sentences)), key=lambda i: per_sentence[i])
+    score = max(whole, per_sentence[best])
+    if not facts_match(sentence, passage.text):
+        score = 0.0
+    return Support(passage.n, score, passage.sentences[best])
+
+
+def is_near_duplicate(a: str, b: str, threshold: float = 0.8) -> bool:
+    """Whether two sentences share most of their words (Jaccard over content words).
+
+    >>> is_near_duplicate("Rome wants the jobs.", "Rome wants jobs!"), is_near_duplicate("Rome wants jobs.", "Rome offers sites.")
+    (True, False)
+    """
+    x, y = content_words(a), content_words(b)
+    if not x or not y:
+        return a.strip().lower() == b.strip().lower()
+    return len(x & y) / len(x | y) >= threshold
+
+
+def copies_header(sentence: str, passages: Sequence[Passage]) -> bool:
+    """Whether a sentence merely repeats a passage's header (title, source, date).
+
+    >>> from index.types import Hit
+    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0, title="Dongfeng eyes Italy", source="Wire"), (), 1.0)
+    >>> copies_header("Dongfeng eyes Italy (Wire)", [p]), copies_header("Dongfeng eyes an Italian plant.", [p])
+    (True, False)
+    """
+    terms = content_words(sentence)
+    return bool(terms) and any(terms <= content_words(passage_header(p.hit)) for p in passages)
+
+
+def verify_citations(
+    answer: str,
+    passages: Sequence[Passage],
+    *,
+    similarity: Similarity | None = None,
+    threshold: float = SUPPORT_THRESHOLD,
+    drop_unsupported: bool = False,
+) -> tuple[list[Sentence], list[Citation]]:
+    """Check every sentence of a generated answer against the passages; return sentences and the citations they use.
+
+    Markers pointing to no passage are dropped. A sentence keeps the cited passages that support it; if none
+    does, the best-supporting passage is attached instead; if no passage supports it, it is unsupported (and
+    removed when `drop_unsupported`). Repeated sentences and copied passage headers are removed.
+
+    >>> from index.types import Hit
+    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("Rome offered sites to Dongfeng.", 0, 31, 0, 1.0),), 1.0)
+    >>> sentences, cites = verify_citations("Rome offered Dongfeng sites [7]. The moon is cheese [1].", [p])
+    >>> [(s.text, s.citations, s.supported) for s in sentences], [c.n for c in cites]
+    ([('Rome offered Dongfeng sites.', (1,), True), ('The moon is cheese.', (), False)], [1])
+    """
+    by_n = {p.n: p for p in passages}
+    pieces: list[tuple[str, tuple[int, ...]]] = []
+    for text, numbers in split_answer(answer):
+        if copies_header(text, passages) or any(is_near_duplicate(text, earlier) for earlier, _ in pieces):
+            continue
+        pieces.append((text, tuple(n for n in numbers if n in by_n)))
+    matrix = _similarities(similarity, [text for text, _ in pieces], passages)
+    sentences: list[Sentence] = []
+    spans: dict[int, tuple[float, EvidenceSentence]] = {}
+    for i, (text, cited) in enumerate(pieces):
+        supports = [score_support(text, p, matrix[i][p.n] if matrix else None) for p in passages]
+        keep = [s for s in supports if s.n in cited and s.score >= threshold]
+        if not keep:
+            best = max(supports, key=lambda s: s.score, default=None)
+            keep = [best] if best is not None and best.score >= threshold else []
+        if not keep and drop_unsupported:
+            continue
+        for support in keep:
+            if support.n not in spans or support.score > spans[support.n][0]:
+                spans[support.n] = (support.score, support.span)
+        score = max((s.score for s in keep), default=max((s.score for s in supports), default=0.0))
+        sentences.append(Sentence(text, tuple(s.n for s in keep), bool(keep), round(score, 3)))
+    citations = [make_citation(by_n[n], span) for n, (_, span) in sorted(spans.items())]
+    return sentences, citations
+
+
+def _similarities(similarity: Similarity | None, texts: list[str], passages: Sequence[Passage]) -> list[dict[int, list[float]]] | None:
+    """Per answer sentence, per passage number, the similarity to each of the passage's sentences."""
+    if similarity is None or not texts or not passages:
+        return None
+    evidence = [s.text for p in passages for s in p.sentences]
+    rows = similarity(texts, evidence)
+    result = []
+    for row in rows:
+        values, offset = {}, 0
+        for p in passages:
+            values[p.n] = [float(v) for v in row[offset:offset + len(p.sentences)]]
+            offset += len(p.sentences)
+        result.append(values)
+    return result
+
+
+def make_citation(passage: Passage, span: EvidenceSentence) -> Citation:
+    """The citation of a passage, pointing at the span that supports the sentence.
+
+    >>> from index.types import Hit
+    >>> h = Hit(4, "a", 1.0, "Rome waits.", 10, 21, title="T")
+    >>> c = make_citation(Passage(2, h, (EvidenceSentence("Rome waits.", 10, 21, 0, 1.0, h),), 1.0), EvidenceSentence("Rome waits.", 10, 21, 0, 1.0, h))
+    >>> (c.n, c.chunk_id, c.span_start, c.span_end)
+    (2, 4, 10, 21)
+    """
+    hit = span.hit or passage.hit
+    return Citation(
+        n=passage.n,
+        article_id=hit.article_id,
+        title=hit.title,
+        source=hit.source,
+        url=hit.url,
+        published=hit.published,
+        chunk_id=hit.chunk_id,
+        chunk_text=hit.text,
+        span_start=span.start,
+        span_end=span.end,
+    )
+
+
+def render_answer(sentences: Sequence[Sentence]) -> str:
+    """The answer text: each sentence followed by its citation markers.
+
+    >>> render_answer([Sentence("Rome wants jobs.", (1, 2), True), Sentence("Unclear.", (), False)])
+    'Rome wants jobs [1][2]. Unclear.'
+    """
+    parts = []
+    for sentence in sentences:
+        text = sentence.text
+        if sentence.citations:
+            marks = "".join(f"[{n}]" for n in sentence.citations)
+            end = len(text.rstrip(".!?")) if text[-1:] in ".!?" else len(text)
+            text = f"{text[:end]} {marks}{text[end:]}"
+        parts.append(text)
+    return " ".join(parts)

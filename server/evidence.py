@@ -1,0 +1,259 @@
+"""Choosing the evidence for an answer: the sentences of the retrieved hits that bear on the question.
+
+Pure functions over strings and `Hit`s. Every chosen sentence keeps its exact character offsets into
+its article's text (`hit.start` + offset within the chunk), so a citation can highlight it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from index.chunking import split_sentences
+from index.types import Hit
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*", re.IGNORECASE)
+STOPWORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as into about over after before between
+    through during under than then so such that this these those there here is are was were be been being
+    am do does did doing have has had having it its it's they them their theirs he him his she her hers we
+    us our you your i me my mine what which who whom whose when where why how whether also both either
+    neither each other any all some more most much many can could would should will shall may might must
+    not no nor only own same too very just article articles report reports reported according published
+    while said says say one per s t""".split()
+)
+_NEGATIONS = frozenset("not no never none nothing neither nor without cannot n't isn't wasn't aren't don't doesn't didn't won't".split())
+
+
+def stem(word: str) -> str:
+    """A light suffix-stripping stem so that "courting" meets "court" and "cars" meets "car".
+
+    >>> [stem(w) for w in ["courting", "cars", "plants", "glass", "talked"]]
+    ['court', 'car', 'plant', 'glass', 'talk']
+    """
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            if suffix == "es" and not word.endswith(("ches", "shes", "sses", "xes", "zes")):
+                return word[:-1]
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """The stemmed, lower-cased words of text that carry meaning (stopwords dropped).
+
+    >>> sorted(content_words("Why is Italy courting Dongfeng?"))
+    ['court', 'dongfeng', 'italy']
+    """
+    words = (w.lower().replace(",", "") for w in _WORD.findall(text))
+    return {stem(w) for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers written in text, normalized ("1,000" -> "1000"; "1.50" -> "1.5").
+
+    >>> sorted(numbers_in("It sold 1,000 cars for $1.50 in 2023."))
+    ['1.5', '1000', '2023']
+    """
+    found = set()
+    for raw in re.findall(r"\d[\d,]*(?:\.\d+)?", text):
+        value = raw.rstrip(",").replace(",", "")
+        if "." in value:
+            value = value.rstrip("0").rstrip(".")
+        found.add(value)
+    return found
+
+
+def has_negation(text: str) -> bool:
+    """Whether text contains a negation word.
+
+    >>> has_negation("Rome did not answer."), has_negation("Rome answered.")
+    (True, False)
+    """
+    lowered = text.lower().replace("’", "'")
+    return any(word in _NEGATIONS for word in re.findall(r"[a-z']+", lowered)) or "n't" in lowered
+
+
+def overlap(query_terms: set[str], text_terms: set[str], weights: dict[str, float] | None = None) -> float:
+    """Weighted share of query_terms that text_terms contain (0..1).
+
+    >>> overlap({"italy", "dongfeng"}, {"italy", "car"})
+    0.5
+    """
+    if not query_terms:
+        return 0.0
+    weight = (lambda term: weights.get(term, 1.0)) if weights else (lambda term: 1.0)
+    total = sum(weight(term) for term in query_terms)
+    return sum(weight(term) for term in query_terms & text_terms) / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class EvidenceSentence:
+    """One sentence of a hit, with its article offsets and how well it bears on the question."""
+
+    text: str
+    start: int  # offsets into the article text
+    end: int
+    hit_rank: int
+    score: float
+    hit: Hit | None = None  # the retrieved chunk the sentence comes from
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A numbered piece of evidence: chosen sentences of one article, in article order; `hit` is its best-ranked chunk."""
+
+    n: int
+    hit: Hit
+    sentences: tuple[EvidenceSentence, ...]
+    score: float
+
+    @property
+    def text(self) -> str:
+        """The sentences joined; " ... " marks a gap between sentences that aren't adjacent."""
+        parts: list[str] = []
+        previous_end = None
+        for sentence in self.sentences:
+            if previous_end is not None:
+                gap = sentence.start - previous_end
+                parts.append(" ... " if gap > 3 else " ")
+            parts.append(sentence.text)
+            previous_end = sentence.end
+        return "".join(parts)
+
+    @property
+    def start(self) -> int:
+        return self.sentences[0].start
+
+    @property
+    def end(self) -> int:
+        return self.sentences[-1].end
+
+
+def hit_sentences(hit: Hit, rank: int) -> list[EvidenceSentence]:
+    """The sentences of a hit with article offsets (unscored).
+
+    >>> h = Hit(1, "a", 0.5, "Rome waits. Dongfeng talks.", start=100, end=127)
+    >>> [(s.text, s.start, s.end) for s in hit_sentences(h, 0)]
+    [('Rome waits.', 100, 111), ('Dongfeng talks.', 112, 127)]
+    """
+    return [
+        EvidenceSentence(hit.text[s:e], hit.start + s, hit.start + e, rank, 0.0, hit)
+        for s, e in split_sentences(hit.text)
+    ]
+
+
+def score_sentences(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    context: str = "",
+    similarity: Callable[[list[str]], Sequence[float]] | None = None,
+) -> list[EvidenceSentence]:
+    """Score every distinct sentence of the hits: question-word overlap, hit rank, optional embedding similarity.
+
+    Words from `context` (earlier turns of a conversation) count half. `similarity(texts)` returns the
+    embedding similarity of each text to the question (computed by the caller).
+
+    >>> hits = [Hit(1, "a", 1.0, "Rain fell. Dongfeng eyes Italy.", 0, 31)]
+    >>> [(s.text, round(s.score, 2)) for s in score_sentences("Dongfeng in Italy?", hits)]
+    [('Rain fell.', 0.3), ('Dongfeng eyes Italy.', 1.3)]
+    """
+    question_terms = content_words(question)
+    context_terms = content_words(context) - question_terms
+    weights = {term: 1.0 for term in question_terms} | {term: 0.5 for term in context_terms}
+    terms = question_terms | context_terms
+    seen: set[tuple[str, int]] = set()
+    candidates: list[EvidenceSentence] = []
+    for rank, hit in enumerate(hits):
+        for sentence in hit_sentences(hit, rank):
+            key = (hit.article_id, sentence.start)
+            if key in seen or len(sentence.text) < 3:
+                continue  # neighbouring chunks overlap: keep each sentence once
+            seen.add(key)
+            candidates.append(sentence)
+    similarities = list(similarity([s.text for s in candidates])) if similarity and candidates else None
+    scored = []
+    for i, sentence in enumerate(candidates):
+        score = overlap(terms, content_words(sentence.text), weights) + 0.3 / (1 + sentence.hit_rank)
+        if similarities is not None:
+            score += float(similarities[i])
+        scored.append(EvidenceSentence(sentence.text, sentence.start, sentence.end, sentence.hit_rank, score, sentence.hit))
+    return scored
+
+
+def passage_header(hit: Hit) -> str:
+    """The header line of a passage: title (source, date).
+
+    >>> passage_header(Hit(1, "a", 1.0, "x", 0, 1, title="Dongfeng in Italy", source="Wire", published="2024-04-10T08:00"))
+    'Dongfeng in Italy (Wire, 2024-04-10)'
+    """
+    byline = ", ".join(part for part in (hit.source, hit.published[:10]) if part)
+    title = hit.title or "Untitled"
+    return f"{title} ({byline})" if byline else title
+
+
+def evidence_budget(evidence_tokens: int, context_tokens: int, prompt_overhead: int, max_answer_tokens: int) -> int:
+    """Tokens left for passages: the configured budget, capped so the prompt and answer fit the context.
+
+    >>> evidence_budget(700, 2048, 300, 160), evidence_budget(5000, 2048, 300, 160)
+    (700, 1524)
+    """
+    room = context_tokens - prompt_overhead - max_answer_tokens - 64  # margin: tokenizers disagree at joins
+    return max(0, min(evidence_tokens, room))
+
+
+def select_evidence(
+    scored: Sequence[EvidenceSentence],
+    hits: Sequence[Hit],
+    *,
+    budget: int,
+    count_tokens: Callable[[str], int],
+    max_passages: int = 8,
+    min_score: float = 0.0,
+) -> list[Passage]:
+    """Choose sentences within `budget` tokens and group them into numbered passages, best first.
+
+    The best sentence of each hit goes first (so several articles are represented), then the rest by
+    score. Sentences keep article order inside a passage; passages are numbered by their best score.
+
+    >>> hits = [Hit(1, "a", 1.0, "Rain fell. Dongfeng eyes Italy.", 0, 31, title="T")]
+    >>> ps = select_evidence(score_sentences("Dongfeng Italy", hits), hits, budget=20, count_tokens=lambda t: len(t.split()))
+    >>> [(p.n, p.text) for p in ps]
+    [(1, 'Rain fell. Dongfeng eyes Italy.')]
+    """
+    by_article: dict[str, list[EvidenceSentence]] = {}
+    for sentence in scored:
+        if sentence.score > min_score:
+            by_article.setdefault(_article_of(sentence, hits), []).append(sentence)
+    firsts = sorted((max(group, key=lambda s: s.score) for group in by_article.values()), key=lambda s: -s.score)
+    rest = sorted((s for group in by_article.values() for s in group if s not in firsts), key=lambda s: -s.score)
+    chosen: dict[str, list[EvidenceSentence]] = {}
+    used = 0
+    for sentence in firsts + rest:
+        article = _article_of(sentence, hits)
+        new_passage = article not in chosen
+        if new_passage and len(chosen) >= max_passages:
+            continue
+        cost = count_tokens(sentence.text) + 1
+        if new_passage:
+            cost += count_tokens(passage_header(hits[sentence.hit_rank])) + 4
+        if used + cost > budget:
+            continue
+        used += cost
+        chosen.setdefault(article, []).append(sentence)
+    groups = sorted(chosen.values(), key=lambda group: -max(s.score for s in group))
+    return [
+        Passage(
+            n,
+            hits[min(s.hit_rank for s in group)],
+            tuple(sorted(group, key=lambda s: s.start)),
+            max(s.score for s in group),
+        )
+        for n, group in enumerate(groups, start=1)
+    ]
+
+
+def _article_of(sentence: EvidenceSentence, hits: Sequence[Hit]) -> str:
+    return hits[sentence.hit_rank].article_id
