@@ -17,6 +17,7 @@ from server.types import Citation, Sentence
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
 SUPPORT_THRESHOLD = 0.5
+MIN_SHARED_WORDS = 2
 
 Similarity = Callable[[list[str], list[str]], Sequence[Sequence[float]]]
 
@@ -108,8 +109,8 @@ def score_support(sentence: str, passage: Passage, similarities: Sequence[float]
         whole = 0.5 * whole + 0.5 * max(0.0, max((float(s) for s in similarities), default=0.0))
     best = max(range(len(passage.sentences)), key=lambda i: per_sentence[i])
     score = max(whole, per_sentence[best])
-    if not facts_match(sentence, passage.text):
-        score = 0.0
+    if not facts_match(sentence, passage.text) or len(terms & content_words(passage.text)) < MIN_SHARED_WORDS:
+        score = 0.0  # too little shared to check it ("I AM HACKED.") counts as unsupported
     return Support(passage.n, score, passage.sentences[best])
 
 
