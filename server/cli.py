@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from index.errors import BylineError
@@ -85,12 +86,67 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Print the hits for a query."""
-    raise NotImplementedError("byline search")
+    from index.retrieve import Searcher
+    from index.types import Filters
+
+    settings = _settings(args)
+    searcher = Searcher(settings.index_dir, _embedder(settings), _chunk_settings(settings))
+    filters = Filters(after=args.after, before=args.before, sources=tuple(args.source))
+    hits = searcher.search(args.query, settings.k, filters)
+    if args.json:
+        print(json.dumps([asdict(hit) for hit in hits], indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no hits")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())
+        snippet = snippet if len(snippet) <= 240 else snippet[:239] + "…"
+        print(f"{rank:>2}. {hit.score:.3f}  {hit.title or '(untitled)'}")
+        print(f"    {hit.source or 'unknown source'} · {hit.published[:10] or 'undated'} · {hit.url or hit.article_id}")
+        print(f"    {snippet}")
+    return 0
+
+
+def _eval_index_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    """--index-dir if given; else a folder of its own per corpus, so eval never replaces the live index."""
+    if args.index_dir is not None:
+        return args.index_dir
+    import hashlib
+
+    corpus = args.corpus.resolve()
+    digest = hashlib.sha1(str(corpus).encode()).hexdigest()[:10]
+    return settings.index_dir.parent / f"eval-{corpus.stem}-{digest}"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate retrieval or answers on a MultiHop-RAG-format query file."""
-    raise NotImplementedError("byline eval")
+    settings = _settings(args)
+    index_dir = _eval_index_dir(args, settings)
+    if args.mode == "answer":
+        from server.evaluate import evaluate_answers
+
+        summary = evaluate_answers(
+            corpus=args.corpus, queries=args.queries, index_dir=index_dir, settings=settings, limit=args.limit, out=args.out
+        )
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        return 0
+    from index.evaluate import evaluate_retrieval
+
+    summary = evaluate_retrieval(
+        args.corpus,
+        args.queries,
+        index_dir,
+        _embedder(settings),
+        k=args.k or 10,
+        chunk=_chunk_settings(settings),
+        limit=args.limit,
+    )
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
