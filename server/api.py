@@ -1,0 +1,171 @@
+"""The JSON API under /api: ask (JSON or server-sent events), search, articles, index rebuild and status.
+
+Routes validate, make one call into the core, and render. Answers stream as SSE events:
+`delta` ({"text"}) as the model generates, then `citations` (a list), then `final` (the whole Answer);
+a failure mid-stream becomes an `error` event.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import asdict
+from datetime import date
+from functools import partial
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from index.errors import ArticleNotFound, BylineError
+from index.types import Article, Filters
+from server.limits import GatedStreamingResponse, require_admin, require_api_key, run_in_gate, stream_in_thread
+from server.settings import Settings
+from server.types import Answer, Delta
+
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["api"])
+
+ARTICLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class Turn(BaseModel):
+    """One earlier message of the conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=20_000)
+
+
+class FiltersIn(BaseModel):
+    """Optional published-date range (inclusive ISO dates) and allowed sources."""
+
+    after: date | None = None
+    before: date | None = None
+    sources: list[str] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FiltersIn:
+        if self.after and self.before and self.after > self.before:
+            raise ValueError("filters.after must not be later than filters.before")
+        return self
+
+    def to_filters(self) -> Filters:
+        """The core's Filters."""
+        return make_filters(self.after, self.before, self.sources)
+
+
+class AskRequest(BaseModel):
+    """POST /api/ask. `history` holds the earlier turns, oldest first."""
+
+    question: str = Field(min_length=1, description="The question; empty is refused (422), too long gets 413.")
+    history: list[Turn] = Field(default_factory=list, max_length=40)
+    k: int | None = Field(default=None, ge=1, le=100, description="Passages to retrieve (default BYLINE_K).")
+    filters: FiltersIn | None = None
+    stream: bool = Field(default=False, description="Stream server-sent events instead of one JSON object.")
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question is empty")
+        return value.strip()
+
+
+def make_filters(after: date | None, before: date | None, sources: list[str]) -> Filters | None:
+    """Core Filters from request values, or None when nothing filters.
+
+    >>> make_filters(date(2024, 1, 1), None, ["BBC"])
+    Filters(after='2024-01-01', before=None, sources=('BBC',))
+    """
+    sources = tuple(s.strip() for s in sources if s.strip())
+    if after is None and before is None and not sources:
+        return None
+    return Filters(after=after and after.isoformat(), before=before and before.isoformat(), sources=sources)
+
+
+def check_question(question: str, settings: Settings) -> str:
+    """Refuse a question over BYLINE_MAX_QUESTION_CHARS with 413 and a message saying the limit."""
+    if len(question) > settings.max_question_chars:
+        raise HTTPException(
+            status_code=413,
+            detail=f"question is {len(question)} characters; the limit is {settings.max_question_chars}",
+        )
+    return question
+
+
+def find_article(searcher, article_id: str) -> Article:
+    """Look an id up in the loaded index only; anything that is not a plain id is simply not found."""
+    if not ARTICLE_ID.fullmatch(article_id):
+        raise ArticleNotFound(f"no article with id {article_id[:80]!r}")
+    return searcher.article(article_id)
+
+
+def sse(event: str, data) -> str:
+    """One server-sent event with a JSON payload.
+
+    >>> sse("delta", {"text": "Hi"})
+    'event: delta\\ndata: {"text": "Hi"}\\n\\n'
+    """
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def answer_events(items: AsyncIterator) -> AsyncIterator[str]:
+    """Render the core's Delta/Answer stream as SSE: delta*, citations, final (or error)."""
+    async with aclosing(items):
+        try:
+            async for item in items:
+                if isinstance(item, Delta):
+                    yield sse("delta", {"text": item.text})
+                elif isinstance(item, Answer):
+                    yield sse("citations", [asdict(c) for c in item.citations])
+                    yield sse("final", item.to_dict())
+        except BylineError as error:
+            yield sse("error", {"error": type(error).__name__, "detail": str(error), "status": error.http_status})
+
+
+@router.post("/api/ask", summary="Answer a question with numbered, checked citations")
+async def ask(body: AskRequest, request: Request):
+    state = request.app.state
+    check_question(body.question, state.settings)
+    history = [turn.model_dump() for turn in body.history]
+    filters = body.filters.to_filters() if body.filters else None
+    call = partial(state.answerer.stream, body.question, history, body.k, filters)
+    if not body.stream:
+        return (await run_in_gate(state.gate, call)).to_dict()
+    state.gate.admit()
+    events = answer_events(stream_in_thread(state.gate, call))
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return GatedStreamingResponse(events, state.gate, media_type="text/event-stream", headers=headers)
+
+
+@router.get("/api/search", summary="Retrieve passages (no LLM)")
+async def search(
+    request: Request,
+    q: str = Query(min_length=1, max_length=2000),
+    k: int | None = Query(default=None, ge=1, le=100),
+    source: list[str] = Query(default=[]),
+    after: date | None = None,
+    before: date | None = None,
+):
+    state = request.app.state
+    filters = make_filters(after, before, source)
+    hits = await run_in_threadpool(state.searcher.search, q, k or state.settings.k, filters)
+    return {"query": q, "hits": [asdict(hit) for hit in hits]}
+
+
+@router.get("/api/articles/{article_id}", summary="One article from the loaded index")
+async def article(article_id: str, request: Request):
+    return asdict(find_article(request.app.state.searcher, article_id))
+
+
+@router.post("/api/index/rebuild", status_code=202, dependencies=[Depends(require_admin)])
+async def rebuild(request: Request):
+    """Start an incremental rebuild of BYLINE_CORPUS_DIR in the background (needs the admin token)."""
+    return request.app.state.rebuilder.start().to_dict()
+
+
+@router.get("/api/index/status", summary="Progress of a rebuild and the last build's summary")
+async def index_status(request: Request):
+    return request.app.state.rebuilder.status().to_dict()

@@ -1,0 +1,130 @@
+"""The FastAPI app factory: load the index and models once in the lifespan, keep them on app.state,
+turn domain errors into JSON, add the security headers, and mount the routers."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from index.errors import BylineError, QueueFull
+from server.limits import AnswerGate
+from server.rebuild import Rebuilder
+from server.settings import REPO_ROOT, Settings
+
+STATIC_DIR = REPO_ROOT / "static"
+TEMPLATES_DIR = REPO_ROOT / "templates"
+
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN with an inline bootstrap script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """Headers added to every response; the docs pages get a CSP that lets Swagger UI run.
+
+    >>> dict(security_headers("/"))[b"x-content-type-options"]
+    b'nosniff'
+    """
+    csp = DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP
+    return [
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    ]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (not BaseHTTPMiddleware, which would buffer and break streaming)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        extra = security_headers(scope.get("path", ""))
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in names]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, searcher=None, answerer=None) -> None:
+    """Load whatever was not injected (embedder, index, LLM, answerer) onto app.state, once."""
+    if embedder is None:
+        from index.embed import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    if searcher is None:
+        from index.chunking import ChunkSettings
+        from index.retrieve import Searcher
+
+        chunk = ChunkSettings(words=settings.chunk_words, overlap_words=settings.chunk_overlap_words)
+        searcher = Searcher(settings.index_dir, embedder, chunk)
+    if answerer is None:
+        if llm is None:
+            from server.llm import make_llm
+
+            llm = make_llm(settings)
+        from server.answer import Answerer
+
+        answerer = Answerer(searcher, llm, embedder, settings)
+    app.state.embedder = embedder
+    app.state.searcher = searcher
+    app.state.llm = llm if llm is not None else getattr(answerer, "llm", None)
+    app.state.answerer = answerer
+    app.state.gate = AnswerGate(settings.queue_size)
+    app.state.rebuilder = Rebuilder(settings, embedder, searcher)
+
+
+async def byline_error(request: Request, error: BylineError) -> JSONResponse:
+    """A domain error as JSON with its HTTP status; 429s say when to retry."""
+    headers = {}
+    if isinstance(error, QueueFull):
+        headers["Retry-After"] = str(request.app.state.gate.retry_after())
+    body = {"error": type(error).__name__, "detail": str(error)}
+    return JSONResponse(body, status_code=error.http_status, headers=headers)
+
+
+def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, answerer=None) -> FastAPI:
+    """Build the app; the lifespan loads what was not injected. Tests inject fakes here."""
+    from server import api, openai_api, web
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        load_state(app, settings, embedder, llm, searcher, answerer)
+        yield
+        app.state.rebuilder.wait(timeout=0)
+
+    app = FastAPI(
+        title="Byline",
+        summary="Questions over a news archive, answered with cited passages.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(BylineError, byline_error)
+    app.include_router(api.router)
+    app.include_router(openai_api.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=Path(STATIC_DIR)), name="static")
+    return app

@@ -1,0 +1,129 @@
+"""Background incremental rebuilds: a thread runs `build_index`, then the live Searcher swaps to the new
+generation. Until the swap, requests keep being answered from the old index."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+from index.errors import BylineError, IndexBusy
+from index.types import BuildSummary
+from server.settings import Settings
+
+
+@dataclass(frozen=True)
+class RebuildStatus:
+    """What the rebuild endpoint reports: the running build's progress and the last build's outcome."""
+
+    running: bool = False
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_summary: dict | None = None
+    last_error: str | None = None
+    generation: str | None = None
+    builds: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON shape of GET /api/index/status."""
+        return asdict(self)
+
+
+def summary_to_dict(summary: BuildSummary) -> dict:
+    """A BuildSummary as JSON, skipped files listed with their reasons.
+
+    >>> summary_to_dict(BuildSummary(added=1))["added"]
+    1
+    """
+    data = asdict(summary)
+    data["skipped"] = [{"path": s.path, "reason": s.reason} for s in summary.skipped]
+    return data
+
+
+@dataclass
+class Rebuilder:
+    """Starts at most one background build at a time and records its progress."""
+
+    settings: Settings
+    embedder: object
+    searcher: object
+    build: Callable[..., BuildSummary] | None = None
+    _status: RebuildStatus = field(default_factory=RebuildStatus)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def status(self) -> RebuildStatus:
+        """The current status (an immutable snapshot)."""
+        with self._lock:
+            return self._status
+
+    def start(self) -> RebuildStatus:
+        """Start a rebuild in a thread; raise IndexBusy when one is already running."""
+        with self._lock:
+            if self._status.running:
+                raise IndexBusy("a rebuild is already running; see GET /api/index/status")
+            self._status = replace(
+                self._status, running=True, stage="starting", done=0, total=0, started_at=time.time(), finished_at=None
+            )
+            self._thread = threading.Thread(target=self._run, name="byline-rebuild", daemon=True)
+            self._thread.start()
+            return self._status
+
+    def wait(self, timeout: float | None = None) -> RebuildStatus:
+        """Block until the running build (if any) ends; for tests and scripts."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.status()
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        with self._lock:
+            self._status = replace(self._status, stage=stage, done=done, total=total)
+
+    def _run(self) -> None:
+        summary, error = None, None
+        try:
+            summary = self._build()
+            self._progress("swapping", 0, 0)
+            self.searcher.reload()
+        except BylineError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a crashed build must show in the status, not vanish in a thread
+            error = f"unexpected {type(exc).__name__}: {exc}"
+        with self._lock:
+            self._status = replace(
+                self._status,
+                running=False,
+                stage="done" if error is None else "failed",
+                finished_at=time.time(),
+                last_summary=summary_to_dict(summary) if summary is not None else self._status.last_summary,
+                last_error=error,
+                generation=_generation(self.searcher),
+                builds=self._status.builds + 1,
+            )
+
+    def _build(self) -> BuildSummary:
+        build = self.build
+        if build is None:
+            from index.build import build_index as build
+        from index.chunking import ChunkSettings
+
+        chunk = ChunkSettings(words=self.settings.chunk_words, overlap_words=self.settings.chunk_overlap_words)
+        return build(
+            self.settings.corpus_dir,
+            self.settings.index_dir,
+            self.embedder,
+            chunk,
+            max_file_bytes=self.settings.max_file_bytes,
+            progress=self._progress,
+        )
+
+
+def _generation(searcher) -> str | None:
+    """The generation the searcher is serving, if it can tell."""
+    snapshot = getattr(searcher, "snapshot", None)
+    return getattr(snapshot, "generation", None)

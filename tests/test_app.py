@@ -1,0 +1,384 @@
+"""The web layer with fakes: every route, SSE order, limits, auth, escaping and security headers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+
+from index.errors import ArticleNotFound, IndexBusy, LLMUnavailable
+from index.types import Article, BuildSummary, Hit, Skipped
+from server.app import create_app
+from server.limits import AnswerGate, stream_in_thread
+from server.rebuild import Rebuilder
+from server.settings import Settings
+from server.types import Answer, Citation, Delta, Sentence
+
+from conftest import FakeEmbedder
+
+XSS = "<script>alert(1)</script> and <img src=x onerror=alert(2)>"
+DONGFENG = Article(
+    id="a1b2c3d4e5f60718",
+    text="Dongfeng is in talks with Italy. Rome will offer sites within weeks.",
+    title="Dongfeng in Italy",
+    source="Byline Wire",
+    url="https://example.com/dongfeng",
+    published="2024-04-10",
+)
+EVIL = Article(id="e0e0e0e0e0e0e0e0", text=f"Before {XSS} after.", title=f"Evil {XSS}", source="Bad", url="javascript:alert(3)")
+
+
+class FakeSearcher:
+    """Two articles, searchable by a shared word; `reload` counts swaps."""
+
+    def __init__(self) -> None:
+        self.articles = {a.id: a for a in (DONGFENG, EVIL)}
+        manifest = SimpleNamespace(article_count=2, chunk_count=3, built_at="2024-05-01T00:00:00Z", embedding_model="fake")
+        self.snapshot = SimpleNamespace(generation="g1", manifest=manifest, articles=self.articles)
+        self.reloads = 0
+        self.searches: list = []
+
+    def search(self, query, k=10, filters=None):
+        self.searches.append((query, k, filters))
+        words = set(query.lower().split())
+        return [
+            Hit(chunk_id=i, article_id=a.id, score=1.0, text=a.text, start=0, end=len(a.text), title=a.title, source=a.source)
+            for i, a in enumerate(self.articles.values())
+            if words & set(a.text.lower().split())
+        ][:k]
+
+    def article(self, article_id):
+        if article_id not in self.articles:
+            raise ArticleNotFound(f"no article {article_id!r}")
+        return self.articles[article_id]
+
+    def reload(self):
+        self.reloads += 1
+        self.snapshot = SimpleNamespace(**{**vars(self.snapshot), "generation": f"g{self.reloads + 1}"})
+        return True
+
+
+def citation(n=1, article=DONGFENG) -> Citation:
+    return Citation(n=n, article_id=article.id, title=article.title, source=article.source, url=article.url,
+                    published=article.published, chunk_id=0, chunk_text=article.text, span_start=0, span_end=31)
+
+
+@dataclass
+class FakeAnswerer:
+    """Streams a fixed answer word by word; can block mid-stream on an event and records closes."""
+
+    pieces: tuple[str, ...] = ("Dongfeng ", "talks ", "with ", "Italy [1].")
+    gate: threading.Event | None = None
+    fail: bool = False
+    calls: list = field(default_factory=list)
+    closed: int = 0
+    finished: int = 0
+
+    def stream(self, question, history=None, k=None, filters=None):
+        self.calls.append((question, history, k, filters))
+        try:
+            for i, piece in enumerate(self.pieces):
+                if self.fail and i == 1:
+                    raise LLMUnavailable("the model crashed")
+                yield Delta(piece)
+                if self.gate is not None:
+                    assert self.gate.wait(10)
+            text = "".join(self.pieces)
+            self.finished += 1
+            yield Answer(question=question, answer=text, sentences=(Sentence(text, (1,), True, 0.9),), citations=(citation(),))
+        except GeneratorExit:
+            self.closed += 1
+            raise
+
+    def answer(self, *args, **kwargs):
+        return [item for item in self.stream(*args, **kwargs)][-1]
+
+
+def make_client(answerer=None, **settings) -> tuple[TestClient, FakeSearcher, FakeAnswerer]:
+    searcher = FakeSearcher()
+    answerer = answerer or FakeAnswerer()
+    app = create_app(Settings(**settings), embedder=FakeEmbedder(), llm=SimpleNamespace(name="fake-llm"), searcher=searcher, answerer=answerer)
+    return TestClient(app), searcher, answerer
+
+
+@pytest.fixture
+def client():
+    test_client, searcher, answerer = make_client()
+    with test_client:
+        test_client.searcher, test_client.answerer = searcher, answerer
+        yield test_client
+
+
+def events(text: str) -> list[tuple[str, object]]:
+    """Parse an SSE body into (event, data) pairs."""
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_ask_returns_answer_json(client):
+    response = client.post("/api/ask", json={"question": " Why Dongfeng? ", "history": [{"role": "user", "content": "hi"}], "k": 3,
+                                             "filters": {"after": "2024-01-01", "sources": ["Byline Wire"]}})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["answer"] == "Dongfeng talks with Italy [1]."
+    assert body["citations"][0]["article_id"] == DONGFENG.id
+    question, history, k, filters = client.answerer.calls[0]
+    assert question == "Why Dongfeng?" and history == [{"role": "user", "content": "hi"}] and k == 3
+    assert filters.after == "2024-01-01" and filters.before is None and filters.sources == ("Byline Wire",)
+
+
+def test_ask_stream_sends_deltas_then_citations_then_final(client):
+    with client.stream("POST", "/api/ask", json={"question": "Why Dongfeng?", "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    parsed = events(body)
+    names = [name for name, _ in parsed]
+    assert names == ["delta"] * 4 + ["citations", "final"]
+    assert "".join(data["text"] for name, data in parsed if name == "delta") == "Dongfeng talks with Italy [1]."
+    assert parsed[-2][1][0]["n"] == 1
+    assert parsed[-1][1]["answer"] == "Dongfeng talks with Italy [1]."
+
+
+def test_stream_failure_becomes_error_event():
+    test_client, _, answerer = make_client(FakeAnswerer(fail=True))
+    with test_client:
+        body = test_client.post("/api/ask", json={"question": "Why?", "stream": True}).text
+        assert [name for name, _ in events(body)] == ["delta", "error"]
+        assert events(body)[-1][1] == {"error": "LLMUnavailable", "detail": "the model crashed", "status": 503}
+        assert test_client.post("/api/ask", json={"question": "Why?"}).status_code == 503
+
+
+@pytest.mark.parametrize("payload", [{"question": ""}, {"question": "   "}, {}, {"question": "x", "k": 0},
+                                     {"question": "x", "filters": {"after": "2024-05-01", "before": "2024-01-01"}},
+                                     {"question": "x", "history": [{"role": "system", "content": "y"}]}])
+def test_ask_rejects_bad_requests_with_422(client, payload):
+    response = client.post("/api/ask", json=payload)
+    assert response.status_code == 422
+    assert client.answerer.calls == []
+
+
+def test_too_long_question_is_413_with_message(client):
+    response = client.post("/api/ask", json={"question": "x" * 2001})
+    assert response.status_code == 413
+    assert "limit is 2000" in response.json()["detail"]
+
+
+def test_search_and_articles(client):
+    response = client.get("/api/search", params={"q": "Dongfeng talks", "k": 2, "source": ["Byline Wire"], "after": "2024-01-01"})
+    assert response.status_code == 200
+    assert response.json()["hits"][0]["article_id"] == DONGFENG.id
+    _, k, filters = client.searcher.searches[0]
+    assert k == 2 and filters.sources == ("Byline Wire",) and filters.after == "2024-01-01"
+    assert client.get("/api/search", params={"q": ""}).status_code == 422
+    assert client.get("/api/search", params={"q": "x", "after": "not-a-date"}).status_code == 422
+    article = client.get(f"/api/articles/{DONGFENG.id}").json()
+    assert article["text"] == DONGFENG.text and article["title"] == DONGFENG.title
+
+
+@pytest.mark.parametrize("path", ["/api/articles/nope", "/api/articles/../../etc/passwd", "/api/articles/%2e%2e",
+                                  "/api/articles/..%2F..%2Fetc%2Fpasswd", "/articles/%2e%2e%2fsecret", "/articles/%2e%2e", "/articles/....%5Cwin.ini",
+                                  "/articles/..%2F..%2Fetc%2Fpasswd", "/articles/nope"])
+def test_unknown_and_path_like_ids_are_404(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_article_view_highlights_span_and_escapes_markup(client):
+    page = client.get(f"/articles/{DONGFENG.id}", params={"start": 33, "end": 49})
+    assert page.status_code == 200
+    assert '<mark id="highlight" tabindex="-1">Rome will offer </mark>' in page.text
+    assert '<script src="/static/article.js" defer></script>' in page.text
+    evil = client.get(f"/articles/{EVIL.id}", params={"start": 0, "end": 6}).text
+    assert "<script>alert(1)</script>" not in evil and "<img src=x" not in evil
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in evil and "&lt;img src=x onerror=alert(2)&gt;" in evil
+    assert "javascript:" not in evil
+    # out-of-range spans are clamped or dropped, never an error
+    assert client.get(f"/articles/{DONGFENG.id}", params={"start": 50, "end": 10_000}).status_code == 200
+    assert 'id="highlight"' not in client.get(f"/articles/{DONGFENG.id}", params={"start": 9, "end": 3}).text
+    assert client.get(f"/articles/{DONGFENG.id}", params={"start": -1}).status_code == 422
+
+
+def test_chat_page_and_security_headers(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert '<script src="/static/chat.js" defer></script>' in page.text
+    assert "<option value=\"Bad\">Bad</option>" in page.text and 'id="question"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["x-frame-options"] == "DENY"
+    assert client.get("/static/chat.js").status_code == 200
+    assert client.get("/static/style.css").headers["content-security-policy"] == csp
+    assert client.get("/api/index/status").headers["content-security-policy"] == csp
+    assert "onclick" not in page.text and "<script>" not in page.text
+
+
+def test_static_javascript_never_uses_inner_html():
+    from server.app import STATIC_DIR
+
+    for script in STATIC_DIR.glob("*.js"):
+        source = script.read_text()
+        assert "innerHTML" not in source and "insertAdjacentHTML" not in source and "eval(" not in source, script
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True and ready["articles"] == 2 and ready["chunks"] == 3
+    assert ready["built_at"] == "2024-05-01T00:00:00Z" and ready["llm"] == "fake-llm"
+    assert client.get("/docs").status_code == 200
+    assert "/api/ask" in client.get("/openapi.json").json()["paths"]
+
+
+def test_openai_non_streaming(client):
+    response = client.post("/v1/chat/completions", json={"model": "byline", "messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "Who?"},
+        {"role": "assistant", "content": "Dongfeng."}, {"role": "user", "content": "Why Italy?"}]})
+    assert response.status_code == 200
+    body = response.json()
+    message = body["choices"][0]["message"]
+    assert body["object"] == "chat.completion" and message["role"] == "assistant"
+    assert message["content"] == "Dongfeng talks with Italy [1]." and message["citations"][0]["n"] == 1
+    question, history, _, _ = client.answerer.calls[0]
+    assert question == "Why Italy?"
+    assert history == [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Dongfeng."}]
+
+
+def test_openai_streaming_chunks_end_with_citations_and_done(client):
+    body = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Why?"}], "stream": True}).text
+    lines = [line[6:] for line in body.split("\n\n") if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Dongfeng talks with Italy [1]."
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"][0]["article_id"] == DONGFENG.id
+
+
+def test_openai_rejects_bad_messages_and_lists_models(client):
+    assert client.post("/v1/chat/completions", json={"messages": []}).status_code == 422
+    assert client.post("/v1/chat/completions", json={"messages": [{"role": "assistant", "content": "x"}]}).status_code == 422
+    assert client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x" * 3000}]}).status_code == 413
+    assert client.get("/v1/models").json()["data"][0]["id"] == "byline"
+
+
+def test_api_keys_guard_api_and_v1_but_not_pages():
+    test_client, _, _ = make_client(api_keys=["k1", "k2"])
+    with test_client:
+        for method, path, kwargs in [("get", "/api/search?q=x", {}), ("get", f"/api/articles/{DONGFENG.id}", {}),
+                                     ("post", "/api/ask", {"json": {"question": "x"}}), ("get", "/v1/models", {}),
+                                     ("get", "/api/index/status", {})]:
+            assert getattr(test_client, method)(path, **kwargs).status_code == 401
+            assert getattr(test_client, method)(path, headers={"Authorization": "Bearer nope"}, **kwargs).status_code == 401
+            assert getattr(test_client, method)(path, headers={"Authorization": "Bearer k2"}, **kwargs).status_code == 200
+        assert test_client.get("/v1/models", headers={"X-API-Key": "k1"}).status_code == 200
+        assert test_client.get("/").status_code == 200 and test_client.get("/healthz").status_code == 200
+
+
+class FakeBuild:
+    """Stands in for build_index: reports progress, waits on an event, returns a summary."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls: list = []
+
+    def __call__(self, corpus, index_dir, embedder, chunk, *, max_file_bytes, progress):
+        self.calls.append((corpus, index_dir))
+        progress("embedding", 1, 4)
+        assert self.release.wait(10)
+        return BuildSummary(added=1, changed=2, removed=1, skipped=(Skipped("bad.pdf", "not a text file"),), seconds=0.5)
+
+
+def test_rebuild_needs_admin_token_runs_in_background_and_reports(tmp_path):
+    test_client, searcher, _ = make_client(admin_token="s3cret", corpus_dir=tmp_path)
+    build = FakeBuild()
+    with test_client:
+        test_client.app.state.rebuilder.build = build
+        assert test_client.post("/api/index/rebuild").status_code == 401
+        assert test_client.post("/api/index/rebuild", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        auth = {"Authorization": "Bearer s3cret"}
+        started = test_client.post("/api/index/rebuild", headers=auth)
+        assert started.status_code == 202 and started.json()["running"] is True
+        busy = test_client.post("/api/index/rebuild", headers=auth)
+        assert busy.status_code == 409 and busy.json()["error"] == "IndexBusy"
+        # still answering from the old index while the build runs
+        assert test_client.post("/api/ask", json={"question": "Why?"}).status_code == 200
+        assert searcher.reloads == 0
+        status = test_client.get("/api/index/status").json()
+        assert status["running"] is True and (status["stage"], status["done"], status["total"]) == ("embedding", 1, 4)
+        build.release.set()
+        test_client.app.state.rebuilder.wait(10)
+        status = test_client.get("/api/index/status").json()
+        assert status["running"] is False and status["last_error"] is None and searcher.reloads == 1
+        assert status["generation"] == "g2" and status["last_summary"]["changed"] == 2
+        assert status["last_summary"]["skipped"] == [{"path": "bad.pdf", "reason": "not a text file"}]
+        assert build.calls == [(tmp_path, test_client.app.state.settings.index_dir)]
+
+
+def test_rebuild_disabled_without_admin_token(client):
+    response = client.post("/api/index/rebuild", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 403 and "BYLINE_ADMIN_TOKEN" in response.json()["detail"]
+
+
+def test_failed_build_shows_in_status_and_keeps_old_index():
+    def busy_build(*args, **kwargs):
+        raise IndexBusy("another build holds the lock")
+
+    searcher = FakeSearcher()
+    rebuilder = Rebuilder(Settings(), FakeEmbedder(), searcher, build=busy_build)
+    rebuilder.start()
+    status = rebuilder.wait(10)
+    assert status.last_error == "IndexBusy: another build holds the lock" and status.stage == "failed"
+    assert searcher.reloads == 0 and not status.running
+
+
+def test_queue_full_gets_429_with_retry_after():
+    release = threading.Event()
+    test_client, _, answerer = make_client(FakeAnswerer(gate=release), queue_size=1)
+    results: list = []
+    with test_client:
+        def ask():
+            results.append(test_client.post("/api/ask", json={"question": "Why?"}).status_code)
+
+        workers = [threading.Thread(target=ask) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 10
+        while test_client.app.state.gate.admitted < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        refused = test_client.post("/api/ask", json={"question": "Why?"})
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1 and refused.json()["error"] == "QueueFull"
+        streamed = test_client.post("/api/ask", json={"question": "Why?", "stream": True})
+        assert streamed.status_code == 429
+        release.set()
+        for worker in workers:
+            worker.join(10)
+        assert results == [200, 200] and test_client.app.state.gate.admitted == 0
+        assert test_client.post("/api/ask", json={"question": "Why?"}).status_code == 200
+
+
+def test_closing_a_stream_early_closes_the_generator_and_frees_the_gate():
+    answerer = FakeAnswerer(pieces=("a ", "b ", "c "))
+    gate = AnswerGate(queue_size=0)
+
+    async def consume_one():
+        gate.admit()
+        stream = stream_in_thread(gate, lambda: answerer.stream("q"))
+        first = await stream.__anext__()
+        await stream.aclose()
+        gate.leave()
+        return first
+
+    assert anyio.run(consume_one) == Delta("a ")
+    assert answerer.closed == 1 and answerer.finished == 0 and gate.admitted == 0
+    assert not gate._turn.locked()
