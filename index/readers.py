@@ -16,6 +16,8 @@ _SETEXT_HEADING = re.compile(r"\A[ \t]*(?P<title>[^\n]*\S)[ \t]*\n[ \t]*={3,}[ \
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BODY_FIELDS = ("body", "text", "content")
 _DATE_FIELDS = ("published_at", "published", "date")
+# EBCDIC code pages turn any run of high bytes into letters; a news archive is never in one unless it says so.
+_EBCDIC = frozenset({"cp037", "cp273", "cp424", "cp500", "cp875", "cp1026", "cp1140"})
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ def _detect_encoding(data: bytes) -> str | None:
     """charset-normalizer's guess, preferring Windows-1252 among equally good Western code pages."""
     from charset_normalizer import from_bytes
 
-    matches = list(from_bytes(data))
+    matches = [match for match in from_bytes(data) if match.encoding not in _EBCDIC]
     if not matches:
         return None
     best = matches[0]
