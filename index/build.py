@@ -225,10 +225,12 @@ def _updated_vectors(previous: IndexSnapshot | None, plan: Plan, dim: int):
 def _embed(embedder, texts: list[str], report: Progress) -> np.ndarray:
     """Embed in batches, reporting progress; the embedder's own progress bar is turned off if it has one."""
     quiet = {"progress": False} if "progress" in inspect.signature(embedder.embed).parameters else {}
+    # Batches of similar length waste less on padding; the rows are put back in order at the end.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     parts = []
     report("embedding", 0, len(texts))
     for start in range(0, len(texts), EMBED_BATCH):
-        batch = texts[start : start + EMBED_BATCH]
+        batch = [texts[i] for i in order[start : start + EMBED_BATCH]]
         vectors = np.asarray(embedder.embed(batch, **quiet), dtype=np.float32)
         if vectors.shape != (len(batch), embedder.dim):
             raise BylineError(
@@ -237,4 +239,8 @@ def _embed(embedder, texts: list[str], report: Progress) -> np.ndarray:
             )
         parts.append(vectors)
         report("embedding", start + len(batch), len(texts))
-    return np.ascontiguousarray(np.vstack(parts)) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    if not parts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    vectors[order] = np.vstack(parts)
+    return vectors

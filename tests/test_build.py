@@ -92,6 +92,22 @@ def test_incremental_build_reembeds_only_the_edited_article(three_articles, tmp_
     assert top_article(after, fake_embedder, "Stellantis Tavares unpopular decisions") != "stellantis.md"
 
 
+def test_each_chunk_id_holds_the_vector_of_its_own_text(tmp_path, fake_embedder, monkeypatch):
+    """Texts are embedded sorted by length in several batches; every vector must land on its own chunk."""
+    from index.chunking import embedding_text
+
+    monkeypatch.setattr("index.build.EMBED_BATCH", 7)
+    corpus = tmp_path / "corpus"
+    generated_corpus(corpus, 40)
+    (corpus / "long.md").write_text("A much longer piece about the glacier and the harbour. " * 30)
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    snapshot = load_index(tmp_path / "ix")
+    for chunk in snapshot.chunks:
+        article = snapshot.article(chunk.article_id)
+        expected = fake_embedder.embed([embedding_text(chunk.text, article.title, article.source, article.published)])
+        assert np.allclose(snapshot.vectors.reconstruct(chunk.id), expected[0], atol=1e-6)
+
+
 def test_full_rebuild_reembeds_everything_with_new_ids(three_articles, tmp_path, fake_embedder):
     build_index(three_articles, tmp_path / "ix", fake_embedder)
     fake_embedder.embedded.clear()
