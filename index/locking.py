@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from index.errors import IndexBusy
+from index.errors import BylineError, IndexBusy
 
 LOCK_NAME = ".lock"
 
@@ -20,6 +20,8 @@ def build_lock(index_dir: Path, *, wait: bool = False) -> Iterator[None]:
     flock dies with its process, so a build killed with -9 never leaves a stale lock behind;
     the file itself stays and is simply locked again by the next build.
     """
+    if index_dir.exists() and not index_dir.is_dir():
+        raise BylineError(f"index directory {index_dir} is a file, not a folder; choose another --index-dir")
     index_dir.mkdir(parents=True, exist_ok=True)
     path = index_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

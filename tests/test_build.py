@@ -15,7 +15,7 @@ import pytest
 
 from index.build import build_index
 from index.chunking import ChunkSettings
-from index.errors import IndexBusy
+from index.errors import BylineError, IndexBusy
 from index.locking import build_lock
 from index.store import current_generation, load_index
 from server.cli import main
@@ -177,6 +177,12 @@ def test_a_waiting_build_runs_once_the_lock_is_released(three_articles, tmp_path
         assert results == [] and current_generation(index_dir) is None
     waiter.join(10)
     assert results[0].added == 3 and load_index(index_dir).manifest.article_count == 3
+
+
+def test_an_index_dir_that_is_a_file_is_a_clear_error(three_articles, tmp_path, fake_embedder):
+    (tmp_path / "ix").write_text("not a folder")
+    with pytest.raises(BylineError, match=r"ix is a file, not a folder; choose another --index-dir"):
+        build_index(three_articles, tmp_path / "ix", fake_embedder)
 
 
 class Helper:
