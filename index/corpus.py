@@ -167,6 +167,8 @@ def _read_file(path: Path, rel: str, max_file_bytes: int) -> list[Article | Skip
         record = parse_html(text) if suffix in (".html", ".htm") else parse_markdown(text)
     except CorpusFileError as error:
         return [Skipped(rel, str(error))]
+    except Exception as error:  # a parser library failing on odd input still must not stop the build
+        return [Skipped(rel, f"can't parse this {suffix} file: {type(error).__name__}: {error}")]
     return [_article(article_id(rel), rel, record)]
 
 

@@ -143,8 +143,11 @@ def parse_markdown(text: str) -> Record:
         post = frontmatter.loads(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
+        # The YAML handed to the parser keeps the line break after the opening ---, so lines count as in the file.
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise CorpusFileError(f"invalid YAML front matter{where}") from error
+    except (ValueError, TypeError) as error:  # YAML syntax that builds an impossible value, e.g. 2024-13-45
+        raise CorpusFileError(f"invalid YAML front matter: {error}") from error
     fields = dict(post.metadata) if isinstance(post.metadata, dict) else {}
     body = post.content
     if not _field(_first(fields, ("title", "headline"))):

@@ -228,8 +228,11 @@ def test_malformed_json_skipped_with_line_and_column(tmp_path):
 
 
 def test_bad_yaml_front_matter_skipped(tmp_path):
-    write(tmp_path, "bad.md", "---\ntitle: [unclosed\n---\nText.\n")
-    assert reasons(read_corpus(tmp_path)[1])["bad.md"].startswith("invalid YAML front matter at line")
+    write(tmp_path, "bad.md", "---\ntitle: Fine\nsource: a: b\n---\nText.\n")
+    write(tmp_path, "bad-date.md", "---\npublished: 2024-13-45\n---\nText.\n")
+    found = reasons(read_corpus(tmp_path)[1])
+    assert found["bad.md"] == "invalid YAML front matter at line 3, column 10"
+    assert found["bad-date.md"] == "invalid YAML front matter: month must be in 1..12"
 
 
 def test_records_without_text_skipped(tmp_path):
@@ -277,6 +280,23 @@ def test_unreadable_file_skipped_simulated(tmp_path, monkeypatch):
     articles, skipped = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["open.md"]
     assert reasons(skipped) == {"secret.md": "permission denied: the file is unreadable"}
+
+
+def test_unreadable_folder_skipped_simulated(tmp_path, monkeypatch):
+    """A folder the OS refuses to list is reported; the rest of the corpus is still read."""
+    write(tmp_path, "locked/inside.md", "Hidden from us.\n")
+    write(tmp_path, "open.md", "Open text.\n")
+    real_scandir = os.scandir
+
+    def refuse(path="."):
+        if os.path.basename(os.fspath(path)) == "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    articles, skipped = read_corpus(tmp_path)
+    assert [a.path for a in articles] == ["open.md"]
+    assert reasons(skipped) == {"locked": "can't list folder: Permission denied"}
 
 
 def test_symlink_loops_reported_and_not_followed(tmp_path):
