@@ -35,6 +35,7 @@ class RetrievalSettings:
     date_boost: float = 0.1  # added to the fused score of chunks dated as the question says
     keyword_title: bool = True  # index the article title with the chunk text for BM25
     stopwords: str = "en"
+    stemmer: str = "english"  # Snowball stemmer language for BM25 (PyStemmer); "" for none
 
 
 class Retriever:
@@ -58,13 +59,15 @@ class Retriever:
             f"{article.title}\n{chunk.text}" if settings.keyword_title and article.title else chunk.text
             for chunk, article in zip(chunks, articles, strict=True)
         ]
+        self._stemmer = _stemmer(settings.stemmer)
         self._bm25 = bm25s.BM25()
         if texts:
             self._bm25.index(self._tokenize(texts), show_progress=False)
 
     def with_settings(self, settings: RetrievalSettings) -> Retriever:
         """A Retriever over the same snapshot with other settings, sharing the BM25 index when it can."""
-        if (settings.keyword_title, settings.stopwords) != (self.settings.keyword_title, self.settings.stopwords):
+        keyword_index = ("keyword_title", "stopwords", "stemmer")
+        if any(getattr(settings, name) != getattr(self.settings, name) for name in keyword_index):
             return Retriever(self.snapshot, self.embedder, settings)
         clone = copy.copy(self)
         clone.settings = settings
@@ -160,7 +163,9 @@ class Retriever:
         """Lower-cased word tokens without English stopwords, as bm25s splits them."""
         import bm25s
 
-        return bm25s.tokenize(texts, stopwords=self.settings.stopwords, return_ids=False, show_progress=False)
+        return bm25s.tokenize(
+            texts, stopwords=self.settings.stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
+        )
 
     def _mask(self, filters: Filters | None) -> np.ndarray | None:
         """Boolean mask over chunk positions allowed by the filters; None when nothing is filtered."""
@@ -201,6 +206,17 @@ class Retriever:
                 )
             )
         return hits
+
+
+def _stemmer(language: str):
+    """A PyStemmer `stemWords` for the language, or None for no stemming."""
+    if not language:
+        return None
+    try:
+        import Stemmer
+    except ImportError as error:
+        raise ImportError("BM25 stemming needs PyStemmer: pip install PyStemmer (or set stemmer='')") from error
+    return Stemmer.Stemmer(language).stemWords
 
 
 class Searcher:

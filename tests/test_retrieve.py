@@ -73,7 +73,7 @@ def test_a_named_source_is_searched_on_its_own(tmp_path, fake_embedder):
     corpus.mkdir()
     for n in range(3):
         _write(corpus, f"wire{n}.md", f"Dongfeng plant Italy {n}", "Wire", "2024-04-10", f"Dongfeng plant in Italy, report {n}.")
-    _write(corpus, "auto.md", "Carmakers", "Auto Daily", "2024-04-12", "A plant is discussed. Rome is talking.")
+    _write(corpus, "auto.md", "Carmakers", "Auto Daily", "2024-04-12", "Rome is talking to several carmakers.")
     question = "Which plant in Italy did Dongfeng discuss, as Auto Daily wrote?"
     plain = _retriever(corpus, tmp_path / "index", fake_embedder, settings=RetrievalSettings(per_source=False))
     assert "Auto Daily" not in {hit.source for hit in plain.search(question, k=2)}
