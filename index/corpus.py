@@ -89,7 +89,8 @@ def read_corpus(
 
 def _walk(root: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Path]]:
     """Yield (corpus-relative posix path, path) for each supported file; loops and unreadable folders go to skipped."""
-    visited = {os.path.realpath(root)}
+    top = os.path.realpath(root)
+    visited = {top}
 
     def unreadable(error: OSError) -> None:
         skipped.append(Skipped(_relative(root, error.filename), f"can't list folder: {error.strerror or error}"))
@@ -102,8 +103,9 @@ def _walk(root: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Path]]:
                 continue
             full = os.path.join(dirpath, name)
             real = os.path.realpath(full)
-            if real in visited:
-                is_loop = here == real or here.startswith(real + os.sep)
+            encloses_corpus = top.startswith(real + os.sep)  # a link up to a parent would walk it all, then loop
+            if real in visited or encloses_corpus:
+                is_loop = encloses_corpus or here == real or here.startswith(real + os.sep)
                 what = "symlink loop: points back to" if is_loop else "symlink to a folder already read:"
                 skipped.append(Skipped(_relative(root, full), f"{what} {_relative(root, real) or '.'}"))
                 continue
@@ -123,7 +125,7 @@ def _relative(root: Path, path: str | os.PathLike) -> str:
         relative = Path(os.path.relpath(path, root)).as_posix()
     except ValueError:
         return str(path)
-    return str(path) if relative.startswith("../") else relative
+    return str(path) if relative == ".." or relative.startswith("../") else relative
 
 
 def _is_symlink_loop(path: str) -> bool:

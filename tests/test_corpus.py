@@ -303,6 +303,7 @@ def test_symlink_loops_reported_and_not_followed(tmp_path):
     write(tmp_path, "news/story.md", "A story.\n")
     (tmp_path / "news" / "again").symlink_to(tmp_path / "news", target_is_directory=True)
     (tmp_path / "news" / "root").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "news" / "up").symlink_to(tmp_path.parent, target_is_directory=True)
     (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
     (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
     articles, skipped = read_corpus(tmp_path)
@@ -312,6 +313,7 @@ def test_symlink_loops_reported_and_not_followed(tmp_path):
         "b.md": "symlink loop: the link never reaches a file",
         "news/again": "symlink loop: points back to news",
         "news/root": "symlink loop: points back to .",
+        "news/up": f"symlink loop: points back to {tmp_path.parent}",
     }
 
 
