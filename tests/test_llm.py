@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import server.llm.cpu as cpu
 import server.llm.llama_cpp as llama_cpp_backend
 import server.llm.openai_compat as openai_compat
 import server.llm.streaming as streaming
@@ -72,7 +73,7 @@ def test_parser_stops_at_done_and_reports_errors():
         list(parse_sse(["data: {truncated"]))
 
 
-@pytest.mark.parametrize("module", [streaming, openai_compat, llama_cpp_backend])
+@pytest.mark.parametrize("module", [streaming, openai_compat, llama_cpp_backend, cpu])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
@@ -120,6 +121,31 @@ def test_stop_on_repeats_streams_without_waiting_for_the_sentence_end():
     out = stop_on_repeats(_upstream(["Dongfeng ", "may ", "build ", "cars."], log))
     assert next(out) == "Dongfeng "
     assert log == ["Dongfeng "]
+
+
+def test_thread_advisor_leaves_cores_that_others_keep_busy(monkeypatch):
+    samples = iter([
+        cpu.CpuSample(wall=0.0, machine_busy=0.0, own=0.0),  # at load
+        cpu.CpuSample(wall=1.0, machine_busy=0.2, own=0.1),  # others used 0.1 core: both threads
+        cpu.CpuSample(wall=3.0, machine_busy=4.2, own=1.8),  # others used 1.1 cores: one thread
+        cpu.CpuSample(wall=3.05, machine_busy=4.3, own=1.8),  # too short a window to judge: keep the advice
+        cpu.CpuSample(wall=5.0, machine_busy=6.2, own=3.7),  # others idle again (we used 1.9 of 2): two
+    ])
+    monkeypatch.setattr(cpu, "cpu_sample", lambda: next(samples))
+    advisor = cpu.ThreadAdvisor(cores=2)
+    assert [advisor.advise() for _ in range(4)] == [2, 1, 1, 2]
+
+
+def test_thread_advisor_uses_every_core_without_proc_stat(monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_sample", lambda: None)
+    assert cpu.ThreadAdvisor(cores=4).advise() == 4
+
+
+def test_cpu_sample_reads_this_machine():
+    sample = cpu.cpu_sample()
+    if sample is None:
+        pytest.skip("no /proc/stat here")
+    assert sample.machine_busy > 0 and sample.own > 0
 
 
 # --- make_llm -----------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Literal
 
 from index.errors import LLMUnavailable
 from server.llm.base import Messages
+from server.llm.cpu import ThreadAdvisor, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,6 @@ def check_gguf(path: Path) -> None:
         raise LLMUnavailable(f"model file {path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')")
 
 
-def _usable_cores() -> int:
-    """CPU cores this process may run on (llama-cpp-python's own default is only half of them)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
 @functools.cache
 def _quiet_llama_logs():
     """Route llama.cpp's C-level log lines to Python logging (debug) instead of stderr; returns the kept callback."""
@@ -140,7 +134,7 @@ class LlamaCppLLM:
         except ImportError as exc:
             raise LLMUnavailable(f"llama-cpp-python is not installed: {INSTALL_HINT}") from exc
         _quiet_llama_logs()
-        threads = n_threads or _usable_cores()
+        threads = n_threads or usable_cores()
         started = time.perf_counter()
         try:
             self._llama = llama_cpp.Llama(
@@ -161,6 +155,9 @@ class LlamaCppLLM:
         self.context_tokens = self._llama.n_ctx()
         self.timeout = timeout
         self._lock = threading.Lock()
+        # No thread count given: before each generation, use the cores other processes leave idle (see cpu.py).
+        self._advisor = ThreadAdvisor(threads) if n_threads is None else None
+        self.threads = threads
 
     def count_tokens(self, text: str) -> int:
         """Tokens in `text` by the model's own tokenizer (no BOS), e.g. 2 for "Hello world"."""
@@ -187,6 +184,7 @@ class LlamaCppLLM:
         chunks = None
         try:
             deadline = time.monotonic() + self.timeout
+            self._adapt_threads()
             options = dict(
                 max_tokens=max_tokens,
                 stop=list(stop or []),
@@ -212,6 +210,17 @@ class LlamaCppLLM:
             if chunks is not None and hasattr(chunks, "close"):
                 chunks.close()
             self._lock.release()
+
+    def _adapt_threads(self) -> None:
+        """Follow the advisor's thread count (only when none was configured); called with the lock held."""
+        if self._advisor is None:
+            return
+        threads = self._advisor.advise()
+        if threads != self.threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self._llama.ctx, threads, threads)
+            self.threads = threads
 
     def close(self) -> None:
         """Free the model's memory now rather than at garbage collection."""
