@@ -56,7 +56,11 @@ class Settings(BaseSettings):
         default=Path(user_data_dir("byline")) / "models",
         description="Where the bundled GGUF is assembled once.",
     )
-    llm_threads: int | None = Field(default=None, ge=1, description="CPU threads for llama.cpp; empty means all cores.")
+    llm_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads for llama.cpp; empty means the cores other processes leave idle, checked before each generation.",
+    )
     llm_context: int = Field(default=2048, ge=512, le=131072, description="Context window in tokens for llama.cpp.")
     llm_base_url: str = Field(
         default="http://127.0.0.1:8080/v1", description="Base URL of the OpenAI-compatible server (openai backend)."
