@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from index.errors import BylineError, QueueFull
 from server.limits import AnswerGate
-from server.rebuild import Rebuilder
+from server.rebuild import Rebuilder, chunk_settings
 from server.settings import REPO_ROOT, Settings
 
 STATIC_DIR = REPO_ROOT / "static"
@@ -75,11 +75,9 @@ def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, search
 
         embedder = SentenceTransformerEmbedder(settings.embedding_model)
     if searcher is None:
-        from index.chunking import ChunkSettings
         from index.retrieve import Searcher
 
-        chunk = ChunkSettings(words=settings.chunk_words, overlap_words=settings.chunk_overlap_words)
-        searcher = Searcher(settings.index_dir, embedder, chunk)
+        searcher = Searcher(settings.index_dir, embedder, chunk_settings(settings))
     if answerer is None:
         if llm is None:
             from server.llm import make_llm

@@ -151,12 +151,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question with numbered sources."""
-    raise NotImplementedError("byline ask")
+    from server.ask import format_answer, load_answerer
+
+    settings = _settings(args)
+    answerer = load_answerer(settings, chunk=_chunk_settings(settings), progress=_build_progress())
+    answer = answerer.answer(args.question, k=args.k)
+    print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web chat and the HTTP API with uvicorn."""
-    raise NotImplementedError("byline serve")
+    import uvicorn
+
+    from index.store import current_generation
+    from server.app import create_app
+
+    settings = _settings(args)
+    embedder = _embedder(settings)
+    if current_generation(settings.index_dir) is None:
+        from index.build import build_index
+
+        print(f"no index in {settings.index_dir} yet: building one from {settings.corpus_dir}", file=sys.stderr)
+        summary = build_index(
+            settings.corpus_dir,
+            settings.index_dir,
+            embedder,
+            _chunk_settings(settings),
+            max_file_bytes=settings.max_file_bytes,
+            progress=_build_progress(),
+        )
+        print(f"indexed {summary.added} articles ({summary.chunks_total} chunks) in {summary.seconds:.1f} s", file=sys.stderr)
+    uvicorn.run(create_app(settings, embedder=embedder), host=settings.host, port=settings.port)
+    return 0
 
 
 def _settings_help() -> str:

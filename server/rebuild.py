@@ -110,17 +110,22 @@ class Rebuilder:
         build = self.build
         if build is None:
             from index.build import build_index as build
-        from index.chunking import ChunkSettings
-
-        chunk = ChunkSettings(words=self.settings.chunk_words, overlap_words=self.settings.chunk_overlap_words)
         return build(
             self.settings.corpus_dir,
             self.settings.index_dir,
             self.embedder,
-            chunk,
+            chunk_settings(self.settings),
             max_file_bytes=self.settings.max_file_bytes,
             progress=self._progress,
         )
+
+
+def chunk_settings(settings: Settings):
+    """The ChunkSettings the settings ask for; builds and the live Searcher must agree on them."""
+    from index.chunking import ChunkSettings
+
+    embed_metadata = getattr(settings, "embed_metadata", ChunkSettings().embed_metadata)
+    return ChunkSettings(settings.chunk_words, settings.chunk_overlap_words, embed_metadata)
 
 
 def _generation(searcher) -> str | None:

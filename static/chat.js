@@ -141,7 +141,7 @@
     box.appendChild(body);
     if (answer.mode === "extractive") box.appendChild(el("p", "note extractive", answer.message || "Quoted from the sources: the model's own answer could not be checked."));
     else if (answer.message) box.appendChild(el("p", "note", answer.message));
-    if (unsupported) box.appendChild(el("p", "note unsupported-note", unsupported + " sentence(s) marked “unsupported” are not backed by any cited passage."));
+    if (unsupported) box.appendChild(el("p", "note unsupported-note", (unsupported === 1 ? "1 sentence marked “unsupported” is" : unsupported + " sentences marked “unsupported” are") + " not backed by any cited passage."));
     if (answer.citations.length) {
       const list = el("ol", "sources");
       for (const c of answer.citations) {
@@ -196,8 +196,9 @@
     try {
       const article = await fetchArticle(citation.article_id);
       passage.replaceChildren(...passageNodes(article.text, citation));
+      // Scroll only the passage box (scrollIntoView would also scroll the panel and the page).
       const mark = passage.querySelector("mark");
-      if (mark) mark.scrollIntoView({ block: "nearest" });
+      if (mark) passage.scrollTop = Math.max(0, mark.offsetTop - 24);
     } catch (error) {
       passage.appendChild(el("span", "meta", " (the full article could not be loaded: " + error.message + ")"));
     }

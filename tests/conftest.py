@@ -107,3 +107,65 @@ def real_embedder():
     from index.embed import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+XSS_ARTICLE = """---
+title: "Ferry forum defaced: <script>alert(1)</script>"
+source: Harbour Notice Board
+url: https://notices.example.com/ferry-forum
+published: 2024-08-02
+---
+The Kestrel Bay ferry forum was defaced on Friday. Someone replaced the ferry timetable notice with the text <script>alert(1)</script> and an image tag <img src=x onerror=alert(2)> that tried to run code in readers' browsers.
+The Kestrel Bay ferry operator said the forum was restored within an hour and that the ferry timetable itself did not change.
+"""
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """`byline serve` in a subprocess with the real models, on a copy of corpus/ plus an XSS article.
+
+    Yields a namespace with base_url, corpus (the served folder), admin_token and api_key."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    from types import SimpleNamespace
+
+    import httpx
+
+    root = tmp_path_factory.mktemp("live")
+    corpus = root / "corpus"
+    shutil.copytree(REPO_ROOT / "corpus", corpus)
+    (corpus / "ferry-forum-defaced.md").write_text(XSS_ARTICLE, encoding="utf-8")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "BYLINE_ADMIN_TOKEN": "admin-test-token",
+           "BYLINE_API_KEYS": '["test-key"]', "PYTHONPATH": str(REPO_ROOT)}
+    log = (root / "server.log").open("w")
+    command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--index-dir", str(root / "index"),
+               "--corpus", str(corpus)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"byline serve did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield SimpleNamespace(base_url=base_url, corpus=corpus, admin_token="admin-test-token", api_key="test-key",
+                              log=root / "server.log")
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
