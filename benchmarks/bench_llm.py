@@ -1,12 +1,14 @@
 """Benchmark the in-process LLM backend: load time, prompt-eval and generation speed (a script, not a test).
 
-    python benchmarks/bench_llm.py --out results/bench_llm.json [--model PATH] [--threads N]
+    python benchmarks/bench_llm.py --out results/bench_llm.json [--model PATH] [--threads auto 1 2]
 
 Prompts are news article bodies from a MultiHop-RAG-format corpus cut to a token count, a different article each
 run so llama.cpp's prompt cache can't help. For each prompt size it reports, as medians over --runs:
   - llama.cpp's own counters: prompt-eval tokens/s and generation tokens/s;
   - what a caller sees through `LlamaCppLLM.generate`: time to first piece and pieces/s after it.
-The load average is recorded too: the machine is shared, and numbers taken under load are slower.
+Each --threads setting ("auto" = the backend's default, which picks the cores others leave idle) gets its own model
+instance, and the settings take turns on every prompt, so they see the same load. The load average is recorded
+too: the machine is shared, and numbers taken under load are slower.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def measure(llm: LlamaCppLLM, prompt: str, max_tokens: int) -> dict:
         "pieces": pieces,
         "pieces_per_s_after_first": (pieces - 1) / (ended - first) if first and pieces > 1 and ended > first else None,
         "total_s": ended - started,
+        "threads_used": llm.threads,
     }
 
 
@@ -87,7 +90,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="GGUF file (default: the bundled Gemma 3 270M Q4_K_M)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: all usable cores)")
+    parser.add_argument("--threads", nargs="+", default=["auto"], help="thread settings to compare: auto or a number")
     parser.add_argument("--sizes", type=int, nargs="+", default=[300, 700, 1300], help="prompt sizes in tokens")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
@@ -105,22 +108,27 @@ def main() -> int:
     cached_path_s = time.perf_counter() - started
     loads = []
     for _ in range(3):
-        llm = LlamaCppLLM(model, n_ctx=2048, n_threads=args.threads)
+        llm = LlamaCppLLM(model, n_ctx=2048)
         loads.append(llm.load_seconds)
         llm.close()
-    llm = LlamaCppLLM(model, n_ctx=2048, n_threads=args.threads)
-    list(llm.generate("Hello", max_tokens=2))  # warm-up: first-call costs are not what a server pays
+    models = {name: LlamaCppLLM(model, n_ctx=2048, n_threads=None if name == "auto" else int(name)) for name in args.threads}
+    for llm in models.values():
+        list(llm.generate("Hello", max_tokens=2))  # warm-up: first-call costs are not what a server pays
 
-    by_size = {}
+    by_threads: dict[str, dict] = {name: {} for name in models}
+    first = next(iter(models.values()))
     for index, size in enumerate(args.sizes):
-        prompts = article_prompts(args.corpus, llm, size, args.runs, skip=index * args.runs * 3)
-        runs = [measure(llm, prompt, args.max_tokens) for prompt in prompts]
-        by_size[str(size)] = {"median": median_of(runs), "runs": runs}
-        print(f"{size:>5} prompt tokens: {by_size[str(size)]['median']}", file=sys.stderr)
+        prompts = article_prompts(args.corpus, first, size, args.runs * len(models), skip=index * 40)
+        runs: dict[str, list[dict]] = {name: [] for name in models}
+        for run in range(args.runs):
+            for offset, (name, llm) in enumerate(models.items()):
+                runs[name].append(measure(llm, prompts[run * len(models) + offset], args.max_tokens))
+        for name in models:
+            by_threads[name][str(size)] = {"median": median_of(runs[name]), "runs": runs[name]}
+            print(f"threads={name:>4} {size:>5} prompt tokens: {by_threads[name][str(size)]['median']}", file=sys.stderr)
 
     result = {
         "model": str(model),
-        "threads": args.threads or "all usable cores",
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "machine": platform.platform(),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -131,11 +139,11 @@ def main() -> int:
         "load_s_median": round(statistics.median(loads), 3),
         "load_s_runs": [round(x, 3) for x in loads],
         "max_tokens": args.max_tokens,
-        "by_prompt_tokens": by_size,
+        "by_threads_and_prompt_tokens": by_threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k != "by_prompt_tokens"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "by_threads_and_prompt_tokens"}, indent=2))
     return 0
 
 
