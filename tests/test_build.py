@@ -205,7 +205,7 @@ class Helper:
         raise AssertionError(f"no {prefix!r} within {timeout} s; saw {self.lines[-5:]}")
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        self.process.kill()  # SIGKILL
         self.process.wait(10)
         self.process.stdout.close()
         self.process.stderr.close()
@@ -233,9 +233,11 @@ def test_kill_9_mid_build_leaves_the_previous_index_loadable(three_articles, tmp
     build_index(three_articles, index_dir, fake_embedder)
     generated_corpus(three_articles, 600)
     helper = Helper(three_articles, index_dir, "--pause-at", pause_at)
-    helper.wait_for("PAUSED")
-    leftovers = sorted(p.name for p in index_dir.iterdir())
-    helper.kill()
+    try:
+        helper.wait_for("PAUSED")
+        leftovers = sorted(p.name for p in index_dir.iterdir())
+    finally:
+        helper.kill()
 
     if pause_at.startswith("writing:") and pause_at != "writing:4":
         assert ".tmp-gen-000002" in leftovers  # the kill really hit a half-written generation
@@ -336,12 +338,14 @@ def test_real_kill_9_of_byline_index_keeps_the_previous_index(three_articles, tm
     command = [sys.executable, "-m", "server.cli", "index", str(three_articles), "--index-dir", str(index_dir)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
-    for line in process.stderr:
-        seen.append(line.strip())
-        if line.startswith("embedding") and not line.startswith("embedding 0/"):
-            break  # the first batch is embedded: the build is mid-way
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
+    try:
+        for line in process.stderr:
+            seen.append(line.strip())
+            if line.startswith("embedding") and not line.startswith("embedding 0/"):
+                break  # the first batch is embedded: the build is mid-way
+    finally:
+        process.kill()  # SIGKILL
+        process.wait(10)
     assert process.returncode == -signal.SIGKILL, seen
 
     snapshot = load_index(index_dir, embedding_model=real_embedder.name, dim=real_embedder.dim)
