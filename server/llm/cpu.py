@@ -75,7 +75,7 @@ def pick_threads(cores: int, busy: float) -> int:
 class ThreadAdvisor:
     """Remembers the last sample, so each generation judges the load since the previous one (itself excluded)."""
 
-    min_window = 0.1  # seconds; shorter windows are noise at /proc/stat's 100 Hz
+    min_window = 0.1  # seconds; shorter windows are noise at /proc/stat's 100 Hz, so a short one is waited out
     max_window = 10.0  # seconds; an older sample says little about now, so a fresh short window is measured
 
     def __init__(self, cores: int | None = None) -> None:
@@ -85,15 +85,16 @@ class ThreadAdvisor:
         self._mark = cpu_sample()
 
     def advise(self) -> int:
-        """Threads to use now; keeps the previous advice when the window is too short to judge."""
+        """Threads to use now, judged over the time since the last call (at least `min_window`, waited if need be)."""
         now = cpu_sample()
         if now is None or self._mark is None:
             return self.threads
         if now.wall - self._mark.wall > self.max_window:
             self._mark = now
-            time.sleep(self.min_window)
+        wait = self.min_window - (now.wall - self._mark.wall)
+        if wait > 0:
+            time.sleep(wait)
             now = cpu_sample() or now
-        if now.wall - self._mark.wall >= self.min_window:
-            self.threads = pick_threads(self.cores, busy_elsewhere(self._mark, now))
-            self._mark = now
+        self.threads = pick_threads(self.cores, busy_elsewhere(self._mark, now))
+        self._mark = now
         return self.threads
