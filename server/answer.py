@@ -6,6 +6,7 @@ while the model writes and then yields exactly one final `Answer`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
+from server.abstain import unknown_publications
 from server.citations import SUPPORT_THRESHOLD, make_citation, render_answer, verify_citations
 from server.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
 from server.llm.streaming import stop_on_repeats
@@ -27,6 +29,8 @@ FALLBACK_MESSAGES = {
     "timeout": "The language model took too long, so these are the most relevant passages, quoted.",
     "unsupported": "The model's answer was not supported by the sources, so these are the most relevant passages, quoted.",
 }
+MAX_SENTENCES = 3  # "a few sentences": the small model's later sentences are mostly repeats or inventions
+_SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 _INSUFFICIENT = ("insufficient information", "not enough information", "do not answer", "don't answer")
 
 
@@ -92,6 +96,32 @@ def extractive_sentences(passages: Sequence[Passage], count: int = 2) -> tuple[l
     return sentences, citations
 
 
+def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
+    """Pass text pieces through until `limit` sentences are complete, then close the source.
+
+    >>> list(stop_after_sentences(iter(["One [1]. Two", ". Three", " 1.", "5 m. Four."]), 2))
+    ['One [1]. Two', '.']
+    >>> "".join(stop_after_sentences(iter(["It fell 1.", "72 million [2]. More. Yet more."]), 2))
+    'It fell 1.72 million [2]. More.'
+    """
+    text = ""
+    try:
+        for piece in pieces:
+            before = len(text)
+            text += piece
+            ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+            if len(ends) >= limit:
+                cut = ends[limit - 1]
+                if cut > before:
+                    yield text[before:cut].rstrip()
+                return
+            yield piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
 def says_insufficient(text: str) -> bool:
     """Whether the model said the passages don't answer the question.
 
@@ -110,6 +140,8 @@ class Answerer:
         self.llm = llm
         self.embedder = embedder
         self.settings = settings
+        self._sources: set[str] = set()
+        self._sources_of: str | None = None
 
     def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None) -> Answer:
         """The final Answer (consumes `stream`)."""
@@ -126,6 +158,12 @@ class Answerer:
         timings: dict[str, float] = {}
         hits = self.searcher.search(retrieval_query(question, history), k=k or settings.k, filters=filters)
         timings["retrieval_s"] = round(time.perf_counter() - started, 3)
+        known = self._known_sources()
+        missing = unknown_publications(question, known) if known else []
+        if missing:
+            message = f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
+            yield self._abstain(question, hits, message, timings, started)
+            return
 
         question_vector = self.embedder.embed([question])[0]
         candidates: list[str] = []
@@ -191,7 +229,9 @@ class Answerer:
                 temperature=0.0,
                 repeat_penalty=settings.repeat_penalty,
             )
-            stream = stop_on_repeats(pieces, markers=("Question:", "<<<", "PASSAGES", "\n\n"))
+            stream = stop_after_sentences(
+                stop_on_repeats(pieces, markers=("Question:", "<<<", "PASSAGES", "\n\n")), MAX_SENTENCES
+            )
             for piece in stream:
                 if "first_token_s" not in timings:
                     timings["first_token_s"] = round(time.perf_counter() - started, 3)
@@ -202,6 +242,16 @@ class Answerer:
                     return
         except LLMUnavailable:
             yield _Failure("unavailable")
+
+    def _known_sources(self) -> set[str]:
+        """The sources of the articles in the current index (recomputed when a new build is swapped in)."""
+        snapshot = getattr(self.searcher, "snapshot", None)
+        if snapshot is None:
+            return set()
+        if self._sources_of != snapshot.generation:
+            self._sources = {article.source for article in snapshot.articles.values() if article.source}
+            self._sources_of = snapshot.generation
+        return self._sources
 
     def _pair_similarity(self, answers: list[str], evidence: list[str]) -> np.ndarray:
         """Embedding similarity of each answer sentence to each evidence sentence."""

@@ -164,11 +164,13 @@ def score_sentences(
     *,
     context: str = "",
     similarity: Callable[[list[str]], Sequence[float]] | None = None,
+    max_embedded: int = 40,
 ) -> list[EvidenceSentence]:
     """Score every distinct sentence of the hits: question-word overlap, hit rank, optional embedding similarity.
 
-    Words from `context` (earlier turns of a conversation) count half. `similarity(texts)` returns the
-    embedding similarity of each text to the question (computed by the caller).
+    Words from `context` (earlier turns of a conversation) count half; a sentence that is itself a question
+    counts half. `similarity(texts)` returns the embedding similarity of each text to the question (computed
+    by the caller); only the `max_embedded` lexically best sentences are passed to it.
 
     >>> hits = [Hit(1, "a", 1.0, "Rain fell. Dongfeng eyes Italy.", 0, 31)]
     >>> [(s.text, round(s.score, 2)) for s in score_sentences("Dongfeng in Italy?", hits)]
@@ -187,14 +189,21 @@ def score_sentences(
                 continue  # neighbouring chunks overlap: keep each sentence once; never pass on instructions
             seen.add(key)
             candidates.append(sentence)
-    similarities = list(similarity([s.text for s in candidates])) if similarity and candidates else None
-    scored = []
-    for i, sentence in enumerate(candidates):
-        score = overlap(terms, content_words(sentence.text), weights) + 0.3 / (1 + sentence.hit_rank)
-        if similarities is not None:
-            score += float(similarities[i])
-        scored.append(EvidenceSentence(sentence.text, sentence.start, sentence.end, sentence.hit_rank, score, sentence.hit))
-    return scored
+    lexical = [
+        overlap(terms, content_words(s.text), weights) * (0.5 if s.text.rstrip().endswith("?") else 1.0)
+        + 0.3 / (1 + s.hit_rank)
+        for s in candidates
+    ]
+    # Embedding every sentence of every hit is slow on a small CPU: only the lexically best get embedded.
+    order = sorted(range(len(candidates)), key=lambda i: -lexical[i])[:max_embedded]
+    similarities = [0.0] * len(candidates)
+    if similarity and order:
+        for i, value in zip(order, similarity([candidates[i].text for i in order])):
+            similarities[i] = float(value)
+    return [
+        EvidenceSentence(s.text, s.start, s.end, s.hit_rank, lexical[i] + similarities[i], s.hit)
+        for i, s in enumerate(candidates)
+    ]
 
 
 def passage_header(hit: Hit) -> str:
@@ -226,20 +235,23 @@ def select_evidence(
     count_tokens: Callable[[str], int],
     max_passages: int = 8,
     min_score: float = 0.0,
+    min_relative: float = 0.5,
 ) -> list[Passage]:
     """Choose sentences within `budget` tokens and group them into numbered passages, best first.
 
-    The best sentence of each hit goes first (so several articles are represented), then the rest by
-    score. Sentences keep article order inside a passage; passages are numbered by their best score.
+    Sentences scoring under `min_relative` times the best score are left out. The best sentence of each
+    article goes first (so several articles are represented), then the rest by score. Sentences keep
+    article order inside a passage; passages are numbered by their best score.
 
     >>> hits = [Hit(1, "a", 1.0, "Rain fell. Dongfeng eyes Italy.", 0, 31, title="T")]
     >>> ps = select_evidence(score_sentences("Dongfeng Italy", hits), hits, budget=20, count_tokens=lambda t: len(t.split()))
     >>> [(p.n, p.text) for p in ps]
-    [(1, 'Rain fell. Dongfeng eyes Italy.')]
+    [(1, 'Dongfeng eyes Italy.')]
     """
+    floor = max(min_score, min_relative * max((s.score for s in scored), default=0.0))
     by_article: dict[str, list[EvidenceSentence]] = {}
     for sentence in scored:
-        if sentence.score > min_score:
+        if sentence.score > floor:
             by_article.setdefault(_article_of(sentence, hits), []).append(sentence)
     firsts = sorted((max(group, key=lambda s: s.score) for group in by_article.values()), key=lambda s: -s.score)
     rest = sorted((s for group in by_article.values() for s in group if s not in firsts), key=lambda s: -s.score)

@@ -21,6 +21,7 @@ class Citation:
     chunk_text: str
     span_start: int
     span_end: int
+    quote: str = ""  # the supporting span's text, article.text[span_start:span_end]
 
 
 @dataclass(frozen=True)
