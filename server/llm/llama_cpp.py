@@ -152,6 +152,8 @@ class LlamaCppLLM:
         self.metadata: dict[str, str] = dict(self._llama.metadata)
         self.name = f"llama_cpp:{model_path.name}"
         self.is_chat = choose_is_chat(prompt_style, self.metadata, model_path.name)
+        if self.is_chat and not self.metadata.get("tokenizer.chat_template"):
+            log.warning("%s has no chat template; llama-cpp-python falls back to the llama-2 chat format", model_path)
         self.context_tokens = self._llama.n_ctx()
         self.timeout = timeout
         self._lock = threading.Lock()
