@@ -17,7 +17,8 @@ from server.types import Citation, Sentence
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
 SUPPORT_THRESHOLD = 0.5
-MIN_SHARED_WORDS = 2
+MIN_SHARED_WORDS = 2  # content words an answer sentence must share with a passage to be supported...
+PARAPHRASE_SIMILARITY = 0.75  # ...unless it is this close in embedding space (then one shared word will do)
 
 Similarity = Callable[[list[str], list[str]], Sequence[Sequence[float]]]
 
@@ -109,7 +110,9 @@ def score_support(sentence: str, passage: Passage, similarities: Sequence[float]
         whole = 0.5 * whole + 0.5 * max(0.0, max((float(s) for s in similarities), default=0.0))
     best = max(range(len(passage.sentences)), key=lambda i: per_sentence[i])
     score = max(whole, per_sentence[best])
-    if not facts_match(sentence, passage.text) or len(terms & content_words(passage.text)) < MIN_SHARED_WORDS:
+    shared = len(terms & content_words(passage.text))
+    close = similarities is not None and max((float(s) for s in similarities), default=0.0) >= PARAPHRASE_SIMILARITY
+    if not facts_match(sentence, passage.text) or shared < (1 if close else MIN_SHARED_WORDS):
         score = 0.0  # too little shared to check it ("I AM HACKED.") counts as unsupported
     return Support(passage.n, score, passage.sentences[best])
 
@@ -221,6 +224,7 @@ def make_citation(passage: Passage, span: EvidenceSentence) -> Citation:
         chunk_text=hit.text,
         span_start=span.start,
         span_end=span.end,
+        quote=span.text,
     )
 
 
