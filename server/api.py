@@ -59,7 +59,9 @@ class FiltersIn(BaseModel):
 class AskRequest(BaseModel):
     """POST /api/ask. `history` holds the earlier turns, oldest first."""
 
-    question: str = Field(min_length=1, description="The question; empty is refused (422), too long gets 413.")
+    question: str = Field(
+        min_length=1, max_length=100_000, description="The question; empty is refused (422), over BYLINE_MAX_QUESTION_CHARS 413."
+    )
     history: list[Turn] = Field(default_factory=list, max_length=40)
     k: int | None = Field(default=None, ge=1, le=100, description="Passages to retrieve (default BYLINE_K).")
     filters: FiltersIn | None = None

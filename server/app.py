@@ -111,7 +111,6 @@ def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, an
     async def lifespan(app: FastAPI):
         load_state(app, settings, embedder, llm, searcher, answerer)
         yield
-        app.state.rebuilder.wait(timeout=0)
 
     app = FastAPI(
         title="Byline",

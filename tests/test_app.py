@@ -382,3 +382,76 @@ def test_closing_a_stream_early_closes_the_generator_and_frees_the_gate():
     assert anyio.run(consume_one) == Delta("a ")
     assert answerer.closed == 1 and answerer.finished == 0 and gate.admitted == 0
     assert not gate._turn.locked()
+
+
+class SlowFirstAnswerer(FakeAnswerer):
+    """The first answer would take ~50 s (a token every 50 ms); later ones are instant."""
+
+    def stream(self, question, history=None, k=None, filters=None):
+        if not self.calls:
+            self.calls.append(question)
+            try:
+                for i in range(1000):
+                    time.sleep(0.05)
+                    yield Delta(f"w{i} ")
+            except GeneratorExit:
+                self.closed += 1
+                raise
+            return
+        yield from super().stream(question, history, k, filters)
+
+
+def test_client_disconnect_over_a_real_socket_frees_the_model():
+    import httpx
+    import uvicorn
+
+    answerer = SlowFirstAnswerer()
+    test_client, _, _ = make_client(answerer, queue_size=2)
+    config = uvicorn.Config(test_client.app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            with http.stream("POST", "/api/ask", json={"question": "slow", "stream": True}) as response:
+                assert next(response.iter_lines()) == "event: delta"
+            started = time.monotonic()
+            second = http.post("/api/ask", json={"question": "next"})
+            assert second.status_code == 200 and time.monotonic() - started < 5
+        assert answerer.closed == 1 and test_client.app.state.gate.admitted == 0
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_readyz_is_503_with_a_message_when_no_index_is_built():
+    from index.errors import IndexNotBuilt
+
+    class NoIndex(FakeSearcher):
+        @property
+        def snapshot(self):
+            raise IndexNotBuilt("no index in /tmp/x: run `byline index` first")
+
+        @snapshot.setter
+        def snapshot(self, value):
+            pass
+
+    app = create_app(Settings(), embedder=FakeEmbedder(), llm=SimpleNamespace(name="x"), searcher=NoIndex(), answerer=FakeAnswerer())
+    with TestClient(app) as test_client:
+        response = test_client.get("/readyz")
+        assert response.status_code == 503 and "byline index" in response.json()["detail"]
+        assert test_client.get("/healthz").status_code == 200
+
+
+def test_serve_help_lists_byline_settings(capsys):
+    from server.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = capsys.readouterr().out
+    for name in ("BYLINE_ADMIN_TOKEN", "BYLINE_API_KEYS", "BYLINE_QUEUE_SIZE", "BYLINE_CORPUS_DIR", "--port", "--corpus"):
+        assert name in text
