@@ -21,6 +21,7 @@ from test_app import DONGFENG, EVIL, XSS, FakeSearcher, citation
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -122,6 +123,10 @@ def test_unsupported_sentence_is_marked_and_keyboard_opens_and_closes_sources(pa
     assert XSS in page.locator("#panel-passage").inner_text() and XSS in page.locator("#panel-title").inner_text()
     assert page.locator("#panel-url").is_hidden()  # a javascript: URL is never linked
     assert page.locator("#panel script, #panel img").count() == 0 and page.dialogs == []
+    page.click("details.filters summary")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-scripted.png"), full_page=True)
+    page.click("details.filters summary")
 
 
 def test_errors_and_new_conversation(page):
