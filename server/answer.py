@@ -122,6 +122,26 @@ def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
             close()
 
 
+_YES_NO_QUESTION = re.compile(
+    r"(?:^\W*|,\s*)(?:does|did|do|is|was|were|are|has|have|had|can|could|would|will|should)\b", re.IGNORECASE
+)
+
+
+def yes_no_verdict(question: str, text: str) -> str | None:
+    """"Yes" or "No" when a yes/no question's answer starts with one, else None.
+
+    >>> yes_no_verdict("Did Rome offer sites?", " Yes, Rome offered sites [1]."), yes_no_verdict("Why?", "Yes.")
+    ('Yes', None)
+    >>> yes_no_verdict("Between the two reports, was there no change?", "No, it changed.")
+    'No'
+    
+    """
+    if not _YES_NO_QUESTION.search(question):
+        return None
+    match = re.match(r"\W*(yes|no)\b", text, re.IGNORECASE)
+    return match.group(1).capitalize() if match else None
+
+
 def says_insufficient(text: str) -> bool:
     """Whether the model said the passages don't answer the question.
 
@@ -166,13 +186,13 @@ class Answerer:
             return
 
         question_vector = self.embedder.embed([question])[0]
-        candidates: list[str] = []
+        vectors: dict[str, np.ndarray] = {}  # evidence sentences embedded once, reused to check the answer
         similarities: list[float] = []
 
         def similarity(texts: list[str]) -> list[float]:
-            vectors = self.embedder.embed(texts)
-            candidates.extend(texts)
-            similarities.extend((vectors @ question_vector).tolist())
+            embedded = self.embedder.embed(texts)
+            vectors.update(zip(texts, embedded))
+            similarities.extend((embedded @ question_vector).tolist())
             return similarities
 
         context = " ".join(history_questions(history))
@@ -180,7 +200,7 @@ class Answerer:
         strength = evidence_strength(scored, similarities)
         timings["evidence_s"] = round(time.perf_counter() - started - timings["retrieval_s"], 3)
         if not scored or strength < settings.abstain_threshold:
-            yield self._abstain(question, hits, ABSTAIN_MESSAGE, timings, started)
+            yield self._abstain(question, hits, ABSTAIN_MESSAGE, timings, started, strength)
             return
 
         chat = bool(getattr(self.llm, "is_chat", False))
@@ -197,15 +217,20 @@ class Answerer:
                 text += piece
                 yield Delta(piece)
         if failure is None and says_insufficient(text) and not _has_marker(text):
-            yield self._abstain(question, hits, NO_ANSWER_MESSAGE, timings, started)
+            yield self._abstain(question, hits, NO_ANSWER_MESSAGE, timings, started, strength)
             return
         sentences, citations = verify_citations(
-            text, passages, similarity=self._pair_similarity, threshold=SUPPORT_THRESHOLD, drop_unsupported=settings.drop_unsupported
+            text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=settings.drop_unsupported
         )
         mode, message = "generated", ""
         if failure is not None or not any(s.supported for s in sentences):
             sentences, citations = extractive_sentences(passages)
             mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
+        verdict = yes_no_verdict(question, text) if failure is None else None
+        if verdict and not sentences[0].text.lower().startswith(verdict.lower()):
+            # The model's yes/no reading of the passages; a verdict can't be checked word by word, so it is
+            # shown as its own sentence, never marked supported.
+            sentences = [Sentence(f"{verdict}.", (), False, 0.0), *sentences]
         timings["total_s"] = round(time.perf_counter() - started, 3)
         yield Answer(
             question=question,
@@ -216,6 +241,7 @@ class Answerer:
             message=message,
             nearest=nearest_articles(hits),
             timings=timings,
+            evidence_score=round(strength, 4),
         )
 
     def _generate(self, prompt, timings: dict[str, float], started: float) -> Iterator[str]:
@@ -253,12 +279,16 @@ class Answerer:
             self._sources_of = snapshot.generation
         return self._sources
 
-    def _pair_similarity(self, answers: list[str], evidence: list[str]) -> np.ndarray:
-        """Embedding similarity of each answer sentence to each evidence sentence."""
-        vectors = self.embedder.embed(list(answers) + list(evidence))
-        return vectors[: len(answers)] @ vectors[len(answers):].T
+    def _pair_similarity(self, answers: list[str], evidence: list[str], known: dict[str, np.ndarray]) -> np.ndarray:
+        """Embedding similarity of each answer sentence to each evidence sentence (reusing `known` vectors)."""
+        missing = list(dict.fromkeys(t for t in list(answers) + list(evidence) if t not in known))
+        if missing:
+            known.update(zip(missing, self.embedder.embed(missing)))
+        answer_vectors = np.stack([known[t] for t in answers])
+        evidence_vectors = np.stack([known[t] for t in evidence])
+        return answer_vectors @ evidence_vectors.T
 
-    def _abstain(self, question: str, hits: Sequence[Hit], message: str, timings: dict[str, float], started: float) -> Answer:
+    def _abstain(self, question: str, hits: Sequence[Hit], message: str, timings: dict[str, float], started: float, strength: float = 0.0) -> Answer:
         timings["total_s"] = round(time.perf_counter() - started, 3)
         return Answer(
             question=question,
@@ -268,6 +298,7 @@ class Answerer:
             message=message,
             nearest=nearest_articles(hits),
             timings=timings,
+            evidence_score=round(strength, 4),
         )
 
 

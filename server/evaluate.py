@@ -149,6 +149,8 @@ def score_record(query: dict, answer: dict, candidates: Iterable[str]) -> dict:
         "supported_sentences": sum(1 for s in sentences if s["supported"]),
         "first_token_s": answer["timings"].get("first_token_s"),
         "total_s": answer["timings"].get("total_s"),
+        "evidence_score": answer.get("evidence_score"),
+        "unknown_publication": answer["abstained"] and "holds no articles from" in answer.get("message", ""),
     }
 
 

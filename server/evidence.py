@@ -164,7 +164,7 @@ def score_sentences(
     *,
     context: str = "",
     similarity: Callable[[list[str]], Sequence[float]] | None = None,
-    max_embedded: int = 40,
+    max_embedded: int = 24,
 ) -> list[EvidenceSentence]:
     """Score every distinct sentence of the hits: question-word overlap, hit rank, optional embedding similarity.
 

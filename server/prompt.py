@@ -34,7 +34,7 @@ EXAMPLE = (
 )
 
 # A base model keeps writing after its answer: these end the answer where a new block would start.
-STOP = ("\nQuestion:", "\n\n\n", "\nPassages", OPEN, CLOSE, "<<<", ">>>", "\nAnswer:", "\n\n")
+STOP = ("\nQuestion:", "\n\n\n", "\nPassages", OPEN, CLOSE, "<<<", ">>>", "\nAnswer:", "\n\n", "\n[")
 
 _ANGLES = re.compile(r"<{2,}|>{2,}")
 _MARKER_WORD = re.compile(r"PASSAGES", re.IGNORECASE)

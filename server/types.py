@@ -47,6 +47,7 @@ class Answer:
     message: str = ""
     nearest: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    evidence_score: float = 0.0  # how strongly the retrieved evidence bears on the question (abstention signal)
 
     def to_dict(self) -> dict:
         """The JSON shape shared by `byline ask --json`, POST /api/ask and the chat page."""
