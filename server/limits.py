@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -61,7 +61,7 @@ class AnswerGate:
                 self._average_s = 0.8 * self._average_s + 0.2 * (time.monotonic() - started)
 
 
-async def stream_in_thread(gate: AnswerGate, make: callable) -> AsyncIterator:
+async def stream_in_thread(gate: AnswerGate, make: Callable[[], Iterator]) -> AsyncIterator:
     """Yield the items of the blocking generator `make()` while holding the gate; always close it.
 
     The caller owns the queue place (`admit`/`leave`). Each `next()` runs in a worker thread. If the consumer stops early
@@ -81,7 +81,7 @@ async def stream_in_thread(gate: AnswerGate, make: callable) -> AsyncIterator:
                 await anyio.to_thread.run_sync(items.close)
 
 
-async def run_in_gate(gate: AnswerGate, make: callable):
+async def run_in_gate(gate: AnswerGate, make: Callable[[], Iterator]):
     """Admit, wait for the model, and return the last item of `make()` (the final Answer)."""
     gate.admit()
     try:
