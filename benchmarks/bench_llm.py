@@ -111,7 +111,10 @@ def main() -> int:
         llm = LlamaCppLLM(model, n_ctx=2048)
         loads.append(llm.load_seconds)
         llm.close()
-    models = {name: LlamaCppLLM(model, n_ctx=2048, n_threads=None if name == "auto" else int(name)) for name in args.threads}
+    models = {
+        name: LlamaCppLLM(model, n_ctx=2048, n_threads=None if name == "auto" else int(name), timeout=900)
+        for name in args.threads
+    }
     for llm in models.values():
         list(llm.generate("Hello", max_tokens=2))  # warm-up: first-call costs are not what a server pays
 
