@@ -124,14 +124,16 @@ def baselines(queries: Sequence[dict], sample: Sequence[dict]) -> dict:
 
 def score_record(query: dict, answer: dict, candidates: Iterable[str]) -> dict:
     """The per-query figures of one answer (an `Answer.to_dict()`)."""
-    gold_urls = {e.get("url") for e in query.get("evidence_list", []) if e.get("url")}
-    gold_titles = {normalize(e.get("title", "")) for e in query.get("evidence_list", []) if e.get("title")}
+    gold = {}  # one entry per gold evidence article, keyed by url (or title)
+    for evidence in query.get("evidence_list", []):
+        gold.setdefault(evidence.get("url") or normalize(evidence.get("title", "")), normalize(evidence.get("title", "")))
     cited = answer["citations"]
-    from_gold = [c["url"] in gold_urls or normalize(c["title"]) in gold_titles for c in cited]
-    cited_articles = {c["url"] or c["title"] for c in cited}
-    recalled = {u for u in gold_urls if u in cited_articles} | {
-        t for t in gold_titles if any(normalize(c["title"]) == t for c in cited)
-    }
+
+    def is_gold(url: str, title: str) -> set:
+        return {key for key, gold_title in gold.items() if (url and url == key) or (title and normalize(title) == gold_title)}
+
+    from_gold = [bool(is_gold(c["url"], c["title"])) for c in cited]
+    recalled = set().union(*(is_gold(c["url"], c["title"]) for c in cited)) if cited else set()
     sentences = answer["sentences"]
     return {
         "query": query["query"],
@@ -143,8 +145,9 @@ def score_record(query: dict, answer: dict, candidates: Iterable[str]) -> dict:
         "correct": None if query["question_type"] == NULL else (not answer["abstained"] and judge(answer["answer"], query["answer"], candidates)),
         "citations": len(cited),
         "cited_from_gold": sum(from_gold),
-        "gold_articles": max(len(gold_urls), len(gold_titles)),
-        "gold_articles_cited": min(len(recalled), max(len(gold_urls), len(gold_titles))),
+        "gold_articles": len(gold),
+        "gold_articles_cited": len(recalled),
+        "cited": [[c["url"], c["title"]] for c in cited],
         "sentences": len(sentences),
         "supported_sentences": sum(1 for s in sentences if s["supported"]),
         "first_token_s": answer["timings"].get("first_token_s"),
