@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from index.errors import LLMUnavailable
+from server.settings import REPO_ROOT
 from server.llm import make_llm
 from server.llm.llama_cpp import LlamaCppLLM, bundled_model_path
 from server.llm.openai_compat import OpenAICompatibleLLM
@@ -45,6 +46,16 @@ def test_make_llm_loads_the_bundled_base_model_as_a_completion_model():
         assert model.count_tokens("Rome wants jobs.") == 4
     finally:
         model.close()
+
+
+def test_loading_and_generating_print_nothing_to_stderr(gguf):
+    script = (
+        "import sys; from pathlib import Path; from server.llm.llama_cpp import LlamaCppLLM; "
+        f"llm = LlamaCppLLM(Path({str(gguf)!r}), n_ctx=512); print(''.join(llm.generate('Rome is', max_tokens=3)))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() and done.stderr == ""
 
 
 def test_generates_text_for_a_completion_prompt_within_max_tokens(llm):
@@ -199,6 +210,13 @@ def test_real_server_chat_streamed_and_not(remote):
     whole = list(remote.generate(messages, max_tokens=24, stream=False))
     assert len(whole) == 1 and whole[0] == streamed
     assert streamed.strip(), "the server returned no chat text"
+
+
+def test_real_server_stream_closed_early_leaves_the_server_usable(remote):
+    stream = remote.generate(PROMPT, max_tokens=200)
+    assert next(stream)
+    stream.close()  # a reader that went away: the connection is dropped mid-stream
+    assert "Paris" in "".join(remote.generate(PROMPT, max_tokens=12))
 
 
 def test_real_server_counts_tokens_with_the_models_tokenizer(remote, llm):
