@@ -107,6 +107,20 @@ def test_stop_on_repeats_cuts_a_new_question_split_across_pieces():
     assert text == "Italy wants a plant [1].\n"
 
 
+def test_stop_on_repeats_cuts_markers_that_span_sentences():
+    markers = ("Question:", "<<<", "\n\n")
+    pieces = ["Italy wants a plant [1].", "\n", "\n", "[2] Stellantis warns."]
+    assert "".join(stop_on_repeats(pieces, markers=markers)) == "Italy wants a plant [1]."
+    assert "".join(stop_on_repeats(["Jobs [2]. <", "<< PASSAGES"], markers=markers)) == "Jobs [2]. "
+    assert "".join(stop_on_repeats(["One.\nTwo.\n", "Three."], markers=markers)) == "One.\nTwo.\nThree."
+
+
+def test_stop_on_repeats_closes_upstream_when_a_marker_ends_it():
+    log: list[str] = []
+    assert "".join(stop_on_repeats(_upstream(["Yes.", "\n\n", "Never pulled."], log), markers=("\n\n",))) == "Yes."
+    assert log == ["Yes.", "\n\n", "<closed>"]
+
+
 def test_stop_on_repeats_keeps_sentences_that_only_start_alike():
     pieces = ["Rome wants jobs. ", "Rome wants ", "a plant. ", "Yes. ", "Yes. ", "Done"]
     assert "".join(stop_on_repeats(pieces)) == "Rome wants jobs. Rome wants a plant. Yes. Yes. Done"

@@ -99,6 +99,32 @@ def _marker_start(text: str, markers: tuple[str, ...]) -> tuple[int | None, int]
     return None, tail
 
 
+def cut_at_markers(pieces: Iterable[str], markers: tuple[str, ...]) -> Iterator[str]:
+    """Pass text through up to the first marker, holding back any tail that might begin one; then close upstream.
+
+    >>> list(cut_at_markers(["Yes [1].", "\\n", "\\nQuestion: next"], ("\\n\\n",)))
+    ['Yes [1].']
+    >>> list(cut_at_markers(["Rome.", "\\n", "It won."], ("\\n\\n",)))
+    ['Rome.', '\\nIt won.']
+    """
+    pending = ""  # received text not yet passed on; markers can only start here (a possible start is held)
+    try:
+        for piece in pieces:
+            pending += piece
+            cut, tail = _marker_start(pending, markers)
+            if cut is not None:
+                if pending[:cut]:
+                    yield pending[:cut]
+                return
+            if len(pending) > tail:
+                yield pending[: len(pending) - tail]
+                pending = pending[len(pending) - tail:]
+        if pending:
+            yield pending
+    finally:
+        _close(pieces)
+
+
 def stop_on_repeats(
     pieces: Iterable[str],
     *,
@@ -109,8 +135,8 @@ def stop_on_repeats(
 
     A sentence counts as a repeat when, lower-cased and with whitespace collapsed, it equals an earlier one of at
     least `min_chars` characters; the repeat itself is never yielded, because text that could still turn into a
-    repeat is held back until it diverges. The upstream iterator is closed when this stops early, so a backend's
-    lock is freed at once.
+    repeat is held back until it diverges. Markers may span pieces and sentences ("\\n\\n" works). The upstream
+    iterator is closed when this stops early, so a backend's lock is freed at once.
 
     >>> "".join(stop_on_repeats(["Rome wants jobs. ", "It offers sites. ", "Rome wants ", "jobs. ", "More."]))
     'Rome wants jobs. It offers sites. '
@@ -119,18 +145,15 @@ def stop_on_repeats(
     >>> "".join(stop_on_repeats(["Rome wants more. Rome wants jobs."]))
     'Rome wants more. Rome wants jobs.'
     """
+    source = cut_at_markers(pieces, markers)
     seen: set[str] = set()
     sentence = ""  # the current, unfinished sentence
     sent = 0  # characters of `sentence` already yielded
     try:
-        for piece in pieces:
+        for piece in source:
             sentence += piece
-            cut, tail = _marker_start(sentence, markers)
-            if cut is not None:
-                sentence = sentence[:cut]
             while (match := _SENTENCE_END.search(sentence)) is not None:
-                end = match.end()
-                whole, sentence = sentence[:end], sentence[end:]
+                whole, sentence = sentence[: match.end()], sentence[match.end():]
                 key = _normalize(whole)
                 if len(key) >= min_chars and key in seen:
                     return
@@ -138,20 +161,21 @@ def stop_on_repeats(
                 if whole[sent:]:
                     yield whole[sent:]
                 sent = 0
-            if cut is not None:
-                if not _is_partial_repeat(sentence, seen, min_chars) and sentence[sent:]:
-                    yield sentence[sent:]
-                return
-            safe = len(sentence) - tail
-            if safe > sent and not _could_repeat(sentence[:safe], seen):
-                yield sentence[sent:safe]
-                sent = safe
-        if not _is_partial_repeat(sentence, seen, min_chars) and sentence[sent:]:
+            if len(sentence) > sent and not _could_repeat(sentence, seen):
+                yield sentence[sent:]
+                sent = len(sentence)
+        if sentence[sent:] and not _is_partial_repeat(sentence, seen, min_chars):
             yield sentence[sent:]
     finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
+        source.close()
+        _close(pieces)  # also when `source` never started, so never ran its own cleanup
+
+
+def _close(pieces: Iterable[str]) -> None:
+    """Close an iterator that can be closed (a generator holding a model's lock or an HTTP response)."""
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()
 
 
 def _could_repeat(partial: str, seen: set[str]) -> bool:
