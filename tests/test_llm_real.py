@@ -224,6 +224,19 @@ def test_real_server_counts_tokens_with_the_models_tokenizer(remote, llm):
     assert abs(remote.count_tokens(text) - llm.count_tokens(text)) <= 1  # the server's count includes BOS
 
 
+def test_make_llm_reaches_the_real_server_from_settings(real_server):
+    settings = Settings(
+        llm_backend="openai", llm_base_url=real_server, llm_model="gemma-270m", llm_api_key="test-key",
+        llm_prompt_style="completion", llm_stream=False,
+    )
+    client = make_llm(settings)
+    try:
+        assert client.is_chat is False
+        assert "Paris" in "".join(client.generate(PROMPT, max_tokens=12))
+    finally:
+        client.close()
+
+
 def test_real_server_with_a_wrong_key_is_llm_unavailable(real_server):
     client = OpenAICompatibleLLM(real_server, "gemma-270m", api_key="wrong", timeout=30)
     with pytest.raises(LLMUnavailable, match=r"/v1/completions answered HTTP 401"):
