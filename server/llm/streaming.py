@@ -84,9 +84,10 @@ def _marker_start(text: str, markers: tuple[str, ...]) -> tuple[int | None, int]
 
     >>> _marker_start("Done.\\nQuestion: next", ("Question:",))
     (6, 0)
-    >>> _marker_start("Done.\\nQues", ("Question:",))
+    >>> _marker_start("Done.\\nQues", ("Question:", ""))
     (None, 4)
     """
+    markers = tuple(marker for marker in markers if marker)  # an empty marker would cut everything
     found = [i for i in (text.find(m) for m in markers) if i >= 0]
     if found:
         return min(found), 0
