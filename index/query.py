@@ -81,6 +81,31 @@ def source_aliases(source: str) -> list[str]:
     return aliases
 
 
+def find_source_mentions(query: str, known_sources: Iterable[str]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Where a question names known sources: (start, end, sources) per mention; a short name may mean several.
+
+    >>> find_source_mentions("Did the Verge agree with Wired?", ["The Verge", "Wired"])
+    [(4, 13, ('The Verge',)), (25, 30, ('Wired',))]
+    """
+    by_alias: dict[str, list[str]] = {}
+    for source in sorted(set(known_sources)):
+        for alias in source_aliases(source):
+            by_alias.setdefault(alias, []).append(source)
+    if not by_alias:
+        return []
+    pattern = re.compile(
+        r"(?<![\w-])(?:" + "|".join(re.escape(a) for a in sorted(by_alias, key=len, reverse=True)) + r")(?![\w])"
+    )
+    mentions = []
+    for match in pattern.finditer(query.lower()):
+        alias = match.group()
+        # Outlets are proper names: "the Verge" and "The Age" count, "at the age of" does not.
+        name_start = match.start() + (4 if alias.startswith("the ") else 0)
+        if query[name_start].isupper() or query[name_start].isdigit():
+            mentions.append((match.start(), match.end(), tuple(by_alias[alias])))
+    return mentions
+
+
 def find_sources(query: str, known_sources: Iterable[str]) -> tuple[str, ...]:
     """The known sources a question names, in the order they first appear; a short name may mean several.
 
@@ -91,27 +116,50 @@ def find_sources(query: str, known_sources: Iterable[str]) -> tuple[str, ...]:
     >>> find_sources("at the age of ten", ["The Age"])
     ()
     """
-    by_alias: dict[str, list[str]] = {}
-    for source in sorted(set(known_sources)):
-        for alias in source_aliases(source):
-            by_alias.setdefault(alias, []).append(source)
-    if not by_alias:
-        return ()
-    lowered = query.lower()
-    pattern = re.compile(
-        r"(?<![\w-])(?:" + "|".join(re.escape(a) for a in sorted(by_alias, key=len, reverse=True)) + r")(?![\w])"
-    )
     found: list[str] = []
-    for match in pattern.finditer(lowered):
-        alias = match.group()
-        # Outlets are proper names: "the Verge" and "The Age" count, "at the age of" does not.
-        name_start = match.start() + (4 if alias.startswith("the ") else 0)
-        if not query[name_start].isupper() and not query[name_start].isdigit():
-            continue
-        for source in by_alias[alias]:
-            if source not in found:
-                found.append(source)
+    for _, _, sources in find_source_mentions(query, known_sources):
+        found.extend(source for source in sources if source not in found)
     return tuple(found)
+
+
+def source_clauses(query: str, sources: Iterable[str], min_words: int = 5) -> list[tuple[str, str]]:
+    """Each named source with the part of the question about it: from its name up to the next source's name.
+
+    A clause too short to search on (fewer than `min_words` words besides the name) is the whole question.
+
+    >>> q = "Did the Verge say FTX hid losses, while Wired says SBF knew about the missing funds?"
+    >>> source_clauses(q, ["The Verge", "Wired"])
+    [('The Verge', 'Did the Verge say FTX hid losses, while'), ('Wired', 'Wired says SBF knew about the missing funds?')]
+    >>> source_clauses("Which firm, per the Verge and Wired, won?", ["The Verge", "Wired"])[0][1]
+    'Which firm, per the Verge and Wired, won?'
+    """
+    mentions = find_source_mentions(query, sources)
+    parts: dict[str, list[str]] = {}
+    for number, (start, end, named) in enumerate(mentions):
+        clause_start = 0 if number == 0 else start
+        clause_end = mentions[number + 1][0] if number + 1 < len(mentions) else len(query)
+        clause = query[clause_start:clause_end].strip()
+        words = len((query[clause_start:start] + query[end:clause_end]).split())
+        for source in named:
+            if words >= min_words:
+                parts.setdefault(source, []).append(clause)
+            else:
+                parts.setdefault(source, [])
+    return [(source, " ".join(clauses) if clauses else query) for source, clauses in parts.items()]
+
+
+def without_sources(text: str, known_sources: Iterable[str]) -> str:
+    """The text with the source names it mentions cut out, so a name's words don't pull in unrelated chunks.
+
+    >>> without_sources("Did The Verge report on Epic?", ["The Verge"])
+    'Did report on Epic?'
+    """
+    kept, last = [], 0
+    for start, end, _ in find_source_mentions(text, known_sources):
+        kept.append(text[last:start])
+        last = end
+    kept.append(text[last:])
+    return " ".join("".join(kept).split())
 
 
 def find_dates(query: str) -> tuple[DateRange, ...]:

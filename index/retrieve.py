@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import IndexNotBuilt
-from index.fusion import diversify, fuse, interleave
-from index.query import QueryHints, read_hints, source_aliases
+from index.fusion import boost, diversify, fuse, interleave
+from index.query import QueryHints, read_hints, source_aliases, source_clauses, without_sources
 from index.types import Article, Filters, Hit
 
 _NEG = np.float32(-np.inf)
@@ -32,6 +32,9 @@ class RetrievalSettings:
     depth: int = 100  # candidates taken from each retriever before fusing
     per_article: int = 2  # at most this many chunks of one article in the top k (0: no cap)
     per_source: bool = True  # when a question names sources, also search each of them and interleave
+    source_clauses: bool = True  # search each named source with the part of the question about it
+    strip_sources: bool = True  # leave the named sources' names out of the BM25 query
+    global_turn: bool = True  # when sources are named, the unrestricted ranking also takes turns with them
     date_boost: float = 0.1  # added to the fused score of chunks dated as the question says
     keyword_title: bool = True  # index the article title with the chunk text for BM25
     stopwords: str = "en"
@@ -59,6 +62,7 @@ class Retriever:
             f"{article.title}\n{chunk.text}" if settings.keyword_title and article.title else chunk.text
             for chunk, article in zip(chunks, articles, strict=True)
         ]
+        self._matrix = _vector_matrix(snapshot.vectors, self._position)
         self._stemmer = _stemmer(settings.stemmer)
         self._bm25 = bm25s.BM25()
         if texts:
@@ -78,86 +82,87 @@ class Retriever:
 
     def dense(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """The k chunks nearest to the query's embedding (inner product of unit vectors)."""
-        return self._hits(self._dense_ranked(self._embed(query), k, self._mask(filters)))
+        return self._hits(_top(self._dense_scores(self._embed(query)), k, self._mask(filters)))
 
     def keyword(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-        """The k chunks with the highest BM25 score for the query."""
-        return self._hits(self._keyword_ranked(query, k, self._mask(filters)))
+        """The k chunks with the highest BM25 score for the query (only chunks sharing a word with it)."""
+        return self._hits(_top(self._keyword_scores(query), k, self._mask(filters), positive=True))
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, hints: QueryHints | None = None) -> list[Hit]:
         """Fused dense + BM25 hits, using the sources and dates the query names, at most `per_article` per article."""
         settings = self.settings
         mask = self._mask(filters)
         hints = read_hints(query, self.known_sources) if hints is None else hints
-        vector = self._embed(query)
+        dense = self._dense_scores(self._embed(query))
+        keyword_query = without_sources(query, hints.sources) if settings.strip_sources else query
+        keyword = self._keyword_scores(keyword_query)
+        dated = self._date_mask(hints)
         depth = max(settings.depth, k)
-        ranked = self._fused(query, vector, depth, mask, hints)
-        if settings.per_source and len(hints.sources) > 0:
+        ranked = self._fused(dense, keyword, depth, mask, dated)
+        if settings.per_source and hints.sources:
+            # Multi-hop questions need an article from each outlet they name: search each one on its own,
+            # with the part of the question that follows its name, and take turns.
             per_source = []
-            for source in hints.sources:
+            clauses = source_clauses(query, hints.sources) if settings.source_clauses else []
+            for source, clause in clauses or [(source, query) for source in hints.sources]:
                 source_mask = self._sources == source if mask is None else mask & (self._sources == source)
                 if source_mask.any():
-                    per_source.append(self._fused(query, vector, depth, source_mask, hints))
-            ranked = interleave([*per_source, ranked])
+                    if settings.strip_sources:
+                        clause = without_sources(clause, hints.sources)
+                    clause_keyword = keyword if clause == keyword_query else self._keyword_scores(clause)
+                    per_source.append(self._fused(dense, clause_keyword, depth, source_mask, dated))
+            ranked = interleave([*per_source, ranked] if settings.global_turn or not per_source else per_source)
         if settings.per_article > 0:
             ranked = diversify(ranked, self._article_of, settings.per_article, k)
         return self._hits(ranked[:k])
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _fused(self, query: str, vector: np.ndarray, depth: int, mask: np.ndarray | None, hints: QueryHints) -> list[tuple[int, float]]:
-        """Dense and keyword candidates fused, with the date hint's bonus added."""
+    def _fused(self, dense: np.ndarray, keyword: np.ndarray, depth: int, mask: np.ndarray | None, dated: np.ndarray | None) -> list[tuple[int, float]]:
+        """The best `depth` dense and keyword candidates, fused, with the date hint's bonus added."""
         settings = self.settings
-        lists = [self._dense_ranked(vector, depth, mask), self._keyword_ranked(query, depth, mask)]
+        lists = [_top(dense, depth, mask), _top(keyword, depth, mask, positive=True)]
         fused = fuse(lists, [settings.dense_weight, settings.keyword_weight], settings.method, settings.rrf_k)
-        if hints.dates and settings.date_boost:
+        if dated is not None and settings.date_boost:
             bonus = settings.date_boost * (settings.dense_weight + settings.keyword_weight)
             if settings.method == "rrf":
                 bonus /= settings.rrf_k + 1
-            fused = sorted(
-                ((item, score + (bonus if self._dated(item, hints) else 0.0)) for item, score in fused),
-                key=lambda pair: (-pair[1], pair[0]),
-            )
+            fused = boost(fused, lambda position: bonus if dated[position] else 0.0)
         return fused
 
-    def _dated(self, chunk_id: int, hints: QueryHints) -> bool:
-        """Whether a chunk's article falls in one of the question's date ranges."""
-        date = str(self._dates[self._position[chunk_id]])
-        return any(date_range.contains(date) for date_range in hints.dates)
+    def _date_mask(self, hints: QueryHints) -> np.ndarray | None:
+        """Chunks whose article falls in one of the question's date ranges; None when it names no date."""
+        if not hints.dates:
+            return None
+        dated = np.zeros(len(self._dates), dtype=bool)
+        for date_range in hints.dates:
+            inside = self._dates != ""
+            if date_range.start:
+                inside &= self._dates >= date_range.start
+            if date_range.end:
+                inside &= self._dates <= date_range.end
+            dated |= inside
+        return dated
 
     def _embed(self, query: str) -> np.ndarray:
-        """The query's unit vector as a (1, dim) float32 row; one embedding at a time."""
+        """The query's unit vector; one embedding at a time."""
         with self._embed_lock:
             vector = self.embedder.embed([query])
-        return np.ascontiguousarray(vector[:1], dtype=np.float32)
+        return np.asarray(vector[0], dtype=np.float32)
 
-    def _dense_ranked(self, vector: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
-        """FAISS inner-product search, restricted to the masked chunks when there is a mask."""
-        import faiss
+    def _dense_scores(self, vector: np.ndarray) -> np.ndarray:
+        """Inner product of the query with every chunk vector, by chunk position."""
+        if self._matrix.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self._matrix @ vector
 
-        index = self.snapshot.vectors
-        count = min(k, index.ntotal if mask is None else int(mask.sum()))
-        if count <= 0:
-            return []
-        params = None
-        if mask is not None and not mask.all():
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(self._ids[mask]))
-        scores, ids = index.search(vector, count, params=params)
-        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
-
-    def _keyword_ranked(self, query: str, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
-        """BM25 over all chunks, masked, best k with a positive score."""
+    def _keyword_scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for the query, by chunk position (all 0 when no word is known)."""
         tokens = self._tokenize([query])[0] if len(self._ids) else []
         known = [token for token in tokens if token in self._bm25.vocab_dict]
         if not known:
-            return []
-        scores = self._bm25.get_scores(known)
-        if mask is not None:
-            scores = np.where(mask, scores, _NEG)
-        count = min(k, len(scores))
-        top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self._ids[p]), float(scores[p])) for p in top if scores[p] > 0]
+            return np.zeros(len(self._ids), dtype=np.float32)
+        return self._bm25.get_scores(known)
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
         """Lower-cased word tokens without English stopwords, as bm25s splits them."""
@@ -182,14 +187,14 @@ class Retriever:
             mask &= np.isin(self._sources, list(allowed))
         return mask
 
-    def _article_of(self, chunk_id: int) -> str:
-        return self.snapshot.chunks[self._position[chunk_id]].article_id
+    def _article_of(self, position: int) -> str:
+        return self.snapshot.chunks[position].article_id
 
     def _hits(self, ranked) -> list[Hit]:
-        """Hits for (chunk id, score) pairs, with their article's metadata."""
+        """Hits for (chunk position, score) pairs, with their article's metadata."""
         hits = []
-        for chunk_id, score in ranked:
-            chunk = self.snapshot.chunks[self._position[chunk_id]]
+        for position, score in ranked:
+            chunk = self.snapshot.chunks[position]
             article: Article = self.snapshot.articles[chunk.article_id]
             hits.append(
                 Hit(
@@ -206,6 +211,46 @@ class Retriever:
                 )
             )
         return hits
+
+
+def _top(scores: np.ndarray, k: int, mask: np.ndarray | None = None, positive: bool = False) -> list[tuple[int, float]]:
+    """The k best (position, score) pairs, best first, among the masked positions (and scores > 0 if `positive`).
+
+    >>> _top(np.array([0.1, 0.9, 0.0, 0.5]), 2)
+    [(1, 0.9), (3, 0.5)]
+    >>> _top(np.array([0.1, 0.9, 0.0, 0.5]), 5, np.array([True, False, True, False]), positive=True)
+    [(0, 0.1)]
+    """
+    if mask is not None:
+        scores = np.where(mask, scores, _NEG)
+    count = min(k, len(scores))
+    if count <= 0:
+        return []
+    top = np.argpartition(-scores, count - 1)[:count]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    floor = 0.0 if positive else _NEG
+    return [(int(p), float(scores[p])) for p in top if scores[p] > floor]
+
+
+def _vector_matrix(vectors, position: dict[int, int]) -> np.ndarray:
+    """The FAISS index's vectors as a (chunks, dim) matrix in chunk-position order.
+
+    A flat inner-product index is read in place (no copy); one pass over it scores every chunk, so
+    filtered and per-source rankings cost no extra search.
+    """
+    import faiss
+
+    count = vectors.ntotal
+    ids = faiss.vector_to_array(vectors.id_map) if hasattr(vectors, "id_map") else np.arange(count)
+    inner = faiss.downcast_index(vectors.index) if hasattr(vectors, "index") else faiss.downcast_index(vectors)
+    if count and hasattr(inner, "get_xb"):
+        matrix = faiss.rev_swig_ptr(inner.get_xb(), count * vectors.d).reshape(count, vectors.d)
+    else:
+        matrix = vectors.reconstruct_n(0, count) if count else np.zeros((0, vectors.d), dtype=np.float32)
+    order = np.array([position[int(chunk_id)] for chunk_id in ids], dtype=np.int64)
+    if len(order) != len(position):
+        raise ValueError(f"the index has {len(order)} vectors for {len(position)} chunks")
+    return matrix if np.array_equal(order, np.arange(count)) else matrix[np.argsort(order)]
 
 
 def _stemmer(language: str):
