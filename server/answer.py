@@ -15,7 +15,7 @@ import numpy as np
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
 from server.abstain import unknown_publications
-from server.citations import SUPPORT_THRESHOLD, make_citation, render_answer, verify_citations
+from server.citations import SUPPORT_THRESHOLD, is_near_duplicate, make_citation, render_answer, verify_citations
 from server.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
 from server.llm.streaming import stop_on_repeats
 from server.prompt import build_prompt, clean_question, prompt_overhead
@@ -29,6 +29,7 @@ FALLBACK_MESSAGES = {
     "timeout": "The language model took too long, so these are the most relevant passages, quoted.",
     "unsupported": "The model's answer was not supported by the sources, so these are the most relevant passages, quoted.",
 }
+MIN_SUPPORTED = 2  # a shorter checked answer is completed with quoted evidence
 MAX_SENTENCES = 3  # "a few sentences": the small model's later sentences are mostly repeats or inventions
 _SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 _INSUFFICIENT = ("insufficient information", "not enough information", "do not answer", "don't answer")
@@ -142,6 +143,28 @@ def yes_no_verdict(question: str, text: str) -> str | None:
     return match.group(1).capitalize() if match else None
 
 
+def add_quotes(sentences: list[Sentence], citations: list, passages: Sequence[Passage], target: int) -> tuple[list[Sentence], list]:
+    """Complete a short answer with the best evidence sentences it doesn't already say, quoted and cited.
+
+    >>> from index.types import Hit
+    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("Rome waits.", 0, 11, 0, 0.9), EvidenceSentence("Why?", 12, 16, 0, 1.0)), 0.9)
+    >>> [s.text for s in add_quotes([Sentence("Dongfeng talks [1].", (1,), True)], [], [p], 2)[0]]
+    ['Dongfeng talks [1].', '"Rome waits."']
+    """
+    sentences, citations = list(sentences), list(citations)
+    ranked = sorted(((e.score, p.n, e) for p in passages for e in p.sentences), key=lambda item: -item[0])
+    for _, n, evidence in ranked:
+        if sum(s.supported for s in sentences) >= target:
+            break
+        if evidence.text.rstrip().endswith("?") or any(is_near_duplicate(evidence.text, s.text, 0.5) for s in sentences):
+            continue
+        passage = next(p for p in passages if p.n == n)
+        sentences.append(Sentence(f'"{evidence.text}"', (n,), True, round(evidence.score, 3)))
+        if all(c.n != n for c in citations):
+            citations.append(make_citation(passage, evidence))
+    return sentences, sorted(citations, key=lambda c: c.n)
+
+
 def says_insufficient(text: str) -> bool:
     """Whether the model said the passages don't answer the question.
 
@@ -226,6 +249,8 @@ class Answerer:
         if failure is not None or not any(s.supported for s in sentences):
             sentences, citations = extractive_sentences(passages)
             mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
+        elif sum(s.supported for s in sentences) < MIN_SUPPORTED:
+            sentences, citations = add_quotes(sentences, citations, passages, MIN_SUPPORTED)
         verdict = yes_no_verdict(question, text) if failure is None else None
         if verdict and not sentences[0].text.lower().startswith(verdict.lower()):
             # The model's yes/no reading of the passages; a verdict can't be checked word by word, so it is

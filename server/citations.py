@@ -103,13 +103,17 @@ def score_support(sentence: str, passage: Passage, similarities: Sequence[float]
     0.0
     """
     terms = content_words(sentence)
-    whole = overlap(terms, content_words(passage.text))
-    per_sentence = [overlap(terms, content_words(s.text)) for s in passage.sentences]
+    units = [content_words(s.text) for s in passage.sentences]
+    # A claim must rest on one passage sentence, or two neighbouring ones: a bag of words from all over the
+    # passage is how a small model stitches a false sentence together.
+    per_sentence = []
+    for i, words in enumerate(units):
+        pair = words | units[i + 1] if i + 1 < len(units) and passage.sentences[i + 1].start - passage.sentences[i].end <= 3 else words
+        per_sentence.append(max(overlap(terms, words), 0.9 * overlap(terms, pair)))
     if similarities is not None:
         per_sentence = [0.5 * lex + 0.5 * max(0.0, float(sim)) for lex, sim in zip(per_sentence, similarities)]
-        whole = 0.5 * whole + 0.5 * max(0.0, max((float(s) for s in similarities), default=0.0))
     best = max(range(len(passage.sentences)), key=lambda i: per_sentence[i])
-    score = max(whole, per_sentence[best])
+    score = per_sentence[best]
     shared = len(terms & content_words(passage.text))
     close = similarities is not None and max((float(s) for s in similarities), default=0.0) >= PARAPHRASE_SIMILARITY
     if not facts_match(sentence, passage.text) or shared < (1 if close else MIN_SHARED_WORDS):

@@ -31,6 +31,14 @@ _INJECTION = re.compile(
 _NEGATIONS = frozenset("not no never none nothing neither nor without cannot n't isn't wasn't aren't don't doesn't didn't won't".split())
 
 
+_CAUSAL = re.compile(
+    r"\b(because|reasons?|wants?|wanted|would let|would give|so that|in order to|to keep|aims?|seeks?|hopes?|"
+    r"due to|as a result|driven by|thanks to|since)\b",
+    re.IGNORECASE,
+)
+CAUSE_BONUS = 0.3  # for "why" questions, sentences that give a reason
+
+
 def stem(word: str) -> str:
     """A light suffix-stripping stem so that "courting" meets "court" and "cars" meets "car".
 
@@ -125,15 +133,12 @@ class Passage:
 
     @property
     def text(self) -> str:
-        """The sentences joined; " ... " marks a gap between sentences that aren't adjacent."""
+        """The sentences joined by spaces, in article order."""
         parts: list[str] = []
-        previous_end = None
         for sentence in self.sentences:
-            if previous_end is not None:
-                gap = sentence.start - previous_end
-                parts.append(" ... " if gap > 3 else " ")
+            if parts:
+                parts.append(" ")  # a visible gap mark ("...") gets copied into answers by a small model
             parts.append(sentence.text)
-            previous_end = sentence.end
         return "".join(parts)
 
     @property
@@ -169,7 +174,7 @@ def score_sentences(
     """Score every distinct sentence of the hits: question-word overlap, hit rank, optional embedding similarity.
 
     Words from `context` (earlier turns of a conversation) count half; a sentence that is itself a question
-    counts half. `similarity(texts)` returns the embedding similarity of each text to the question (computed
+    counts less; for a "why" question, a sentence giving a reason ("because", "wants", "would let") counts more. `similarity(texts)` returns the embedding similarity of each text to the question (computed
     by the caller); only the `max_embedded` lexically best sentences are passed to it.
 
     >>> hits = [Hit(1, "a", 1.0, "Rain fell. Dongfeng eyes Italy.", 0, 31)]
@@ -189,9 +194,11 @@ def score_sentences(
                 continue  # neighbouring chunks overlap: keep each sentence once; never pass on instructions
             seen.add(key)
             candidates.append(sentence)
+    wants_reason = bool(re.match(r"\W*(why|how come)\b", question, re.IGNORECASE))
     lexical = [
-        overlap(terms, content_words(s.text), weights) * (0.5 if s.text.rstrip().endswith("?") else 1.0)
+        overlap(terms, content_words(s.text), weights)
         + 0.3 / (1 + s.hit_rank)
+        + (CAUSE_BONUS if wants_reason and _CAUSAL.search(s.text) else 0.0)
         for s in candidates
     ]
     # Embedding every sentence of every hit is slow on a small CPU: only the lexically best get embedded.
@@ -200,8 +207,12 @@ def score_sentences(
     if similarity and order:
         for i, value in zip(order, similarity([candidates[i].text for i in order])):
             similarities[i] = float(value)
+    # A sentence that is itself a question ("Why is Italy courting Dongfeng?") restates, it doesn't inform.
     return [
-        EvidenceSentence(s.text, s.start, s.end, s.hit_rank, lexical[i] + similarities[i], s.hit)
+        EvidenceSentence(
+            s.text, s.start, s.end, s.hit_rank,
+            (lexical[i] + similarities[i]) * (0.3 if s.text.rstrip(" \"'”’").endswith("?") else 1.0), s.hit,
+        )
         for i, s in enumerate(candidates)
     ]
 

@@ -25,12 +25,13 @@ EXAMPLE = (
     f"{OPEN}\n"
     "[1] Harbour town reopens ferry link (Coast Herald, 2023-05-02)\n"
     "The ferry between Portmore and Ellis Island will run again from June. The council said the link brings "
-    "40,000 visitors a year.\n"
+    "40,000 visitors a year. Shops on the island lost trade while the ferry was stopped.\n"
     "[2] Rain delays harvest (Farm Weekly, 2023-05-03)\n"
     "Farmers in the valley said heavy rain delayed the wheat harvest by two weeks.\n"
     f"{CLOSE}\n"
     "Question: Why is the Portmore ferry reopening?\n"
-    "Answer: The council said the ferry link brings 40,000 visitors a year [1]."
+    "Answer: The council said the ferry link brings 40,000 visitors a year [1]. Shops on the island lost trade "
+    "while the ferry was stopped [1]."
 )
 
 # A base model keeps writing after its answer: these end the answer where a new block would start.

@@ -74,9 +74,11 @@ def test_generated_answer_is_checked_and_cited():
     answerer, llm = make("Italy wants local production to supply the European region [1]. The moon is made of cheese [2].")
     result = answerer.answer("Why is Italy courting Dongfeng?")
     assert result.mode == "generated" and not result.abstained
-    first, second = result.sentences
+    first, second, *quoted = result.sentences
     assert first.supported and first.citations == (1,)
     assert not second.supported and second.citations == ()
+    # one checked sentence is too short an answer: the best other evidence is quoted after it
+    assert all(s.supported and s.text.startswith('"') for s in quoted)
     cited = {c.n: c for c in result.citations}
     assert cited[1].article_id == "dongfeng"
     text = ARTICLES["dongfeng"][2]
@@ -87,7 +89,7 @@ def test_generated_answer_is_checked_and_cited():
 def test_drop_unsupported_removes_the_invented_sentence():
     answerer, _ = make("Italy wants local production to supply the European region [1]. The moon is made of cheese [2].", drop_unsupported=True)
     result = answerer.answer("Why is Italy courting Dongfeng?")
-    assert [s.supported for s in result.sentences] == [True]
+    assert all(s.supported for s in result.sentences)
     assert "cheese" not in result.answer
 
 
@@ -135,7 +137,7 @@ def test_repetition_is_cut():
     reply = "Italy wants local production to supply the European region [1]. " * 5
     answerer, _ = make(reply)
     result = answerer.answer("Why is Italy courting Dongfeng?")
-    assert len(result.sentences) == 1
+    assert sum("local production" in s.text for s in result.sentences) == 1
 
 
 def test_follow_up_uses_history_and_finds_stellantis():

@@ -67,7 +67,8 @@ def test_budget_fits_the_context():
     assert evidence_budget(700, 512, 400, 160) == 0
 
 
-def test_gaps_between_sentences_are_marked():
+def test_passage_text_is_its_sentences_in_article_order():
     scored = score_sentences("Dongfeng talks Italian government; biggest car markets", hits()[1:2])
     (passage,) = select_evidence(scored, hits()[1:2], budget=200, count_tokens=words, min_relative=0.9)
-    assert " ... " in passage.text or len(passage.sentences) == 1
+    assert passage.text == " ".join(s.text for s in passage.sentences)
+    assert [s.start for s in passage.sentences] == sorted(s.start for s in passage.sentences)
