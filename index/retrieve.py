@@ -26,16 +26,17 @@ class RetrievalSettings:
     """Knobs of the hybrid retriever; the defaults were tuned on MultiHop-RAG dev (benchmarks/tune_retrieval.py)."""
 
     method: str = "score"  # "score": normalized score sum, "rrf": reciprocal rank
-    dense_weight: float = 0.3
-    keyword_weight: float = 0.7
+    dense_weight: float = 0.2
+    keyword_weight: float = 0.8
     rrf_k: float = 60.0
     depth: int = 100  # candidates taken from each retriever before fusing
-    per_article: int = 2  # at most this many chunks of one article in the top k (0: no cap)
+    per_article: int = 3  # at most this many chunks of one article in the top k (0: no cap)
     per_source: bool = True  # when a question names sources, also search each of them and interleave
     source_clauses: bool = True  # search each named source with the part of the question about it
+    clause_dense: bool = False  # also embed each source's clause (one more embedding per named source)
     strip_sources: bool = True  # leave the named sources' names out of the BM25 query
-    global_turn: bool = True  # when sources are named, the unrestricted ranking also takes turns with them
-    date_boost: float = 0.1  # added to the fused score of chunks dated as the question says
+    global_turn: bool = False  # when sources are named, the unrestricted ranking also takes turns with them
+    date_boost: float = 0.3  # added to the fused score of chunks dated as the question says
     keyword_title: bool = True  # index the article title with the chunk text for BM25
     stopwords: str = "en"
     stemmer: str = "english"  # Snowball stemmer language for BM25 (PyStemmer); "" for none
@@ -110,7 +111,10 @@ class Retriever:
                     if settings.strip_sources:
                         clause = without_sources(clause, hints.sources)
                     clause_keyword = keyword if clause == keyword_query else self._keyword_scores(clause)
-                    per_source.append(self._fused(dense, clause_keyword, depth, source_mask, dated))
+                    clause_dense = dense
+                    if settings.clause_dense and clause != keyword_query:
+                        clause_dense = self._dense_scores(self._embed(clause))
+                    per_source.append(self._fused(clause_dense, clause_keyword, depth, source_mask, dated))
             ranked = interleave([*per_source, ranked] if settings.global_turn or not per_source else per_source)
         if settings.per_article > 0:
             ranked = diversify(ranked, self._article_of, settings.per_article, k)
