@@ -17,6 +17,7 @@ from server.types import Citation, Sentence
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
 SUPPORT_THRESHOLD = 0.5
+MIN_LEXICAL = 0.4  # share of a sentence's content words its supporting span must contain, whatever the embedding says
 MIN_SHARED_WORDS = 2  # content words an answer sentence must share with a passage to be supported...
 PARAPHRASE_SIMILARITY = 0.75  # ...unless it is this close in embedding space (then one shared word will do)
 
@@ -110,10 +111,13 @@ def score_support(sentence: str, passage: Passage, similarities: Sequence[float]
     for i, words in enumerate(units):
         pair = words | units[i + 1] if i + 1 < len(units) and passage.sentences[i + 1].start - passage.sentences[i].end <= 3 else words
         per_sentence.append(max(overlap(terms, words), 0.9 * overlap(terms, pair)))
+    lexical = per_sentence
     if similarities is not None:
-        per_sentence = [0.5 * lex + 0.5 * max(0.0, float(sim)) for lex, sim in zip(per_sentence, similarities)]
+        per_sentence = [0.5 * lex + 0.5 * max(0.0, float(sim)) for lex, sim in zip(lexical, similarities)]
     best = max(range(len(passage.sentences)), key=lambda i: per_sentence[i])
     score = per_sentence[best]
+    if lexical[best] < MIN_LEXICAL:
+        score = min(score, max(lexical))  # a similar topic is not support: most of the words must be there
     shared = len(terms & content_words(passage.text))
     close = similarities is not None and max((float(s) for s in similarities), default=0.0) >= PARAPHRASE_SIMILARITY
     if not facts_match(sentence, passage.text) or shared < (1 if close else MIN_SHARED_WORDS):
