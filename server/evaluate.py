@@ -176,6 +176,7 @@ def summarize(records: Sequence[dict]) -> dict:
     gold = sum(r["gold_articles"] for r in answered if not r["abstained"])
     sentences = sum(r["sentences"] for r in records)
     firsts = [r["first_token_s"] for r in records if r["first_token_s"] is not None]
+    totals = [r["total_s"] for r in records if r["total_s"] is not None]
     return {
         "queries": len(records),
         "accuracy": _mean(r["correct"] for r in answered),
@@ -188,7 +189,7 @@ def summarize(records: Sequence[dict]) -> dict:
         "supported_sentence_rate": sum(r["supported_sentences"] for r in records) / sentences if sentences else None,
         "extractive_rate": _mean(r.get("mode") == "extractive" for r in records),
         "median_first_token_s": statistics.median(firsts) if firsts else None,
-        "median_total_s": statistics.median(r["total_s"] for r in records) if records else None,
+        "median_total_s": statistics.median(totals) if totals else None,
     }
 
 
@@ -211,6 +212,40 @@ def best_threshold(scores: Sequence[float], is_null: Sequence[bool], always: Seq
         if f1 > best[1]:
             best = (t, f1)
     return best
+
+
+def with_threshold(records: Sequence[dict], threshold: float) -> list[dict]:
+    """The records as a run with `abstain_threshold=threshold` would have produced them.
+
+    Exact for records made with a lower threshold: the Answerer compares `evidence_score` with the threshold
+    before it generates anything, so a query below it would simply have abstained.
+
+    >>> with_threshold([{"type": "null_query", "evidence_score": 0.3, "abstained": False, "correct": None,
+    ...                  "citations": 2, "cited_from_gold": 0, "sentences": 1, "supported_sentences": 1}], 0.5)[0]["abstained"]
+    True
+    """
+    result = []
+    for record in records:
+        score = record.get("evidence_score")
+        if record["abstained"] or score is None or score >= threshold:
+            result.append(record)
+            continue
+        result.append(
+            record
+            | {
+                "abstained": True,
+                "mode": "abstained",
+                "correct": None if record["type"] == NULL else False,
+                "citations": 0,
+                "cited_from_gold": 0,
+                "gold_articles_cited": 0,
+                "cited": [],
+                "sentences": 0,
+                "supported_sentences": 0,
+                "first_token_s": None,
+            }
+        )
+    return result
 
 
 def abstention_features(answerer, queries: Sequence[dict]) -> list[dict]:
