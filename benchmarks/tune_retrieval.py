@@ -100,8 +100,11 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=BENCH / "queries_dev.json")
     parser.add_argument("--work", type=Path, default=Path("/tmp/byline-h3-tune"))
     parser.add_argument("--out", type=Path, default=REPO / "results" / "retrieval_tuning.md")
-    parser.add_argument("--chunkings", default="200:40,120:30,300:60", help="words:overlap pairs to try")
+    parser.add_argument("--chunkings", default="200:40", help="words:overlap pairs to try, e.g. 200:40,300:60 (each costs a full embedding)")
+    parser.add_argument("--embed-metadata", choices=["both", "yes", "no"], default="both",
+                        help="which embedded-text variants to build (each costs a full embedding)")
     args = parser.parse_args()
+    variants = {"both": (True, False), "yes": (True,), "no": (False,)}[args.embed_metadata]
     args.work.mkdir(parents=True, exist_ok=True)
     embedder = CachedEmbedder(args.work / "vectors.npz")
     halves = split(load_queries(args.queries))
@@ -122,7 +125,7 @@ def main() -> None:
     snapshots = {}
     for pair in args.chunkings.split(","):
         words, overlap = (int(part) for part in pair.split(":"))
-        for with_metadata in (True, False):
+        for with_metadata in variants:
             chunk = ChunkSettings(words=words, overlap_words=overlap, embed_metadata=with_metadata)
             index_dir = args.work / f"index-{words}-{overlap}-{int(with_metadata)}"
             started = time.perf_counter()
@@ -135,23 +138,32 @@ def main() -> None:
             label = f"words={words} overlap={overlap} embed_metadata={with_metadata}"
             for kind in ("dense", "keyword", "fused") if with_metadata else ("dense", "fused"):
                 run("chunking", label, retriever, kind)
+            if with_metadata:
+                plain = dict(per_source=False, date_boost=0.0, per_article=0)
+                naive = replace(RetrievalSettings(), method="rrf", dense_weight=0.5, keyword_weight=0.5, **plain)
+                run("reference", "naive equal-weight RRF, no hints, no cap", retriever.with_settings(naive))
+                run("reference", "tuned weights, no hints, no cap", retriever.with_settings(replace(RetrievalSettings(), **plain)))
     chunk_rows = [row for row in rows if row["stage"] == "chunking" and row["retriever"] == "fused"]
     best_chunk = max(snapshots, key=lambda c: objective(next(r for r in chunk_rows if r["config"].startswith(
         f"words={c.words} overlap={c.overlap_words} embed_metadata={c.embed_metadata}"))["A"]))
     snapshot = snapshots[best_chunk]
     print("chunking chosen on A:", best_chunk, flush=True)
 
-    # Stage 2: fusion, one knob at a time from the defaults, keeping whatever improves half A.
+    # Stage 2: one knob at a time from the defaults (an ablation), keeping whatever improves half A.
     base = RetrievalSettings()
     retriever = Retriever(snapshot, embedder, base)
     grid = {
-        "keyword_title": [True, False],
-        "method": ["score", "rrf"],
-        "dense_weight": [0.0, 0.2, 0.3, 0.4, 0.5],
-        "per_article": [0, 1, 2, 3],
-        "per_source": [True, False],
-        "date_boost": [0.0, 0.1, 0.3],
-        "depth": [50, 100, 200],
+        "keyword_title": [False],
+        "stemmer": [""],
+        "method": ["rrf"],
+        "dense_weight": [0.0, 0.1, 0.3, 0.5],
+        "per_article": [0, 1, 2, 5],
+        "per_source": [False],
+        "source_clauses": [False],
+        "strip_sources": [False],
+        "global_turn": [True],
+        "date_boost": [0.0, 0.1, 0.5],
+        "depth": [50, 200],
     }
     best, best_row = base, run("fusion", "defaults", retriever)
     for knob, values in grid.items():

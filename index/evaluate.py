@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from index.errors import QueryFileError
 from index.types import Hit
 
@@ -204,6 +206,21 @@ def evaluate_retriever(retriever, queries: Sequence[Query], *, k: int = 10, retr
     return results
 
 
+class _RememberingEmbedder:
+    """Wraps an embedder so each query is embedded once, though three retrievers search with it."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.name, self.dim = embedder.name, embedder.dim
+        self._seen: dict[str, object] = {}
+
+    def embed(self, texts: list[str], **options):
+        missing = [text for text in dict.fromkeys(texts) if text not in self._seen]
+        if missing:
+            self._seen.update(zip(missing, self.embedder.embed(missing, **options), strict=True))
+        return np.stack([self._seen[text] for text in texts]) if texts else self.embedder.embed([], **options)
+
+
 def evaluate_retrieval(
     corpus: Path,
     queries: Path,
@@ -229,7 +246,7 @@ def evaluate_retrieval(
     build_seconds = time.perf_counter() - started
     snapshot = load_index(Path(index_dir), embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
     started = time.perf_counter()
-    retriever = Retriever(snapshot, embedder, settings or RetrievalSettings())
+    retriever = Retriever(snapshot, _RememberingEmbedder(embedder), settings or RetrievalSettings())
     load_seconds = time.perf_counter() - started
     return {
         "corpus": str(corpus),
