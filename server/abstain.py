@@ -54,3 +54,49 @@ def unknown_publications(question: str, known_sources: Iterable[str]) -> list[st
         if not any(key in source or source in key for source in known if source):
             unknown.append(name)
     return unknown
+
+
+_ENTITY = re.compile(r"(?<![\w])([A-Z][\w'’.-]*(?:\s+(?:de|of|the|van|von|da|la|le|&)?\s*[A-Z][\w'’.-]*)*)")
+_NOT_ENTITY_START = frozenset(
+    "Considering Which Who What Whose When Where Why How Does Did Do Is Was Were Are Has Have Had Between After "
+    "Before Both Based According The A An In On Of And For To From By As At If While Although Given Among "
+    "Yes No".split()
+) | _NOT_NAMES
+
+
+def folded(text: str) -> str:
+    """Lower-cased, curly apostrophes and possessive 's removed, whitespace collapsed: the form names are compared in.
+
+    >>> folded("Italy’s  Dongfeng's plant")
+    'italy dongfeng plant'
+    """
+    return " ".join(text.lower().replace("’", "'").replace("'s", "").split())
+
+
+def named_entities(question: str) -> list[str]:
+    """Capitalized names in a question (split at possessives), leaving out question words and publications.
+
+    >>> named_entities("Who won the Tour de France after Pogacar's crash, according to an article from Reuters?")
+    ['Tour de France', 'Pogacar']
+    """
+    publications = set(named_publications(question))
+    names: list[str] = []
+    for match in _ENTITY.finditer(question):
+        for part in re.split(r"['’]s\s+", match.group(1)):
+            words = part.strip(".'’ -").split()
+            while words and (words[0] in _NOT_ENTITY_START or words[0].islower()):
+                words = words[1:]
+            name = re.sub(r"-[a-z]+$", "", " ".join(words).removesuffix("'s").removesuffix("’s"))  # "OpenAI-developed"
+            if len(name) < 3 or any(name in p or p in name for p in publications) or name in names:
+                continue
+            names.append(name)
+    return names
+
+
+def missing_entities(question: str, archive_text: str) -> list[str]:
+    """The names of a question that appear nowhere in the archive (`archive_text` already `folded`).
+
+    >>> missing_entities("Who won the Tour de France?", folded("Dongfeng talks in France. Tour dates."))
+    ['Tour de France']
+    """
+    return [name for name in named_entities(question) if folded(name) not in archive_text]

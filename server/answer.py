@@ -14,7 +14,7 @@ import numpy as np
 
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
-from server.abstain import unknown_publications
+from server.abstain import folded, missing_entities, unknown_publications
 from server.citations import SUPPORT_THRESHOLD, is_near_duplicate, make_citation, render_answer, verify_citations
 from server.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
 from server.llm.streaming import stop_on_repeats
@@ -184,7 +184,8 @@ class Answerer:
         self.embedder = embedder
         self.settings = settings
         self._sources: set[str] = set()
-        self._sources_of: str | None = None
+        self._archive_text = ""
+        self._archive_of: str | None = None
 
     def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None) -> Answer:
         """The final Answer (consumes `stream`)."""
@@ -201,10 +202,15 @@ class Answerer:
         timings: dict[str, float] = {}
         hits = self.searcher.search(retrieval_query(question, history), k=k or settings.k, filters=filters)
         timings["retrieval_s"] = round(time.perf_counter() - started, 3)
-        known = self._known_sources()
+        known, archive_text = self._archive()
         missing = unknown_publications(question, known) if known else []
         if missing:
             message = f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
+            yield self._abstain(question, hits, message, timings, started)
+            return
+        absent = missing_entities(question, archive_text) if archive_text else []
+        if absent:
+            message = f"The archive never mentions {', '.join(absent)}, so it can't answer this. These are the nearest articles."
             yield self._abstain(question, hits, message, timings, started)
             return
 
@@ -294,15 +300,21 @@ class Answerer:
         except LLMUnavailable:
             yield _Failure("unavailable")
 
-    def _known_sources(self) -> set[str]:
-        """The sources of the articles in the current index (recomputed when a new build is swapped in)."""
+    def _archive(self) -> tuple[set[str], str]:
+        """The sources of the indexed articles and all their text `folded`, recomputed when a new build is swapped in."""
         snapshot = getattr(self.searcher, "snapshot", None)
         if snapshot is None:
-            return set()
-        if self._sources_of != snapshot.generation:
-            self._sources = {article.source for article in snapshot.articles.values() if article.source}
-            self._sources_of = snapshot.generation
-        return self._sources
+            return set(), ""
+        if self._archive_of != snapshot.generation:
+            articles = snapshot.articles.values()
+            self._sources = {article.source for article in articles if article.source}
+            self._archive_text = folded("\n".join(f"{a.title}\n{a.source}\n{a.text}" for a in articles))
+            self._archive_of = snapshot.generation
+        return self._sources, self._archive_text
+
+    def _known_sources(self) -> set[str]:
+        """The sources of the articles in the current index."""
+        return self._archive()[0]
 
     def _pair_similarity(self, answers: list[str], evidence: list[str], known: dict[str, np.ndarray]) -> np.ndarray:
         """Embedding similarity of each answer sentence to each evidence sentence (reusing `known` vectors)."""

@@ -209,3 +209,10 @@ def test_question_about_a_publication_the_archive_lacks_abstains():
     assert result.abstained and "Bloomberg" in result.message and llm.prompts == []
     answerer, llm = make("Italy wants local production to supply the European region [1].")
     assert not answerer.answer("According to a Byline Wire article, why is Italy courting Dongfeng?").abstained
+
+
+def test_question_about_a_name_the_archive_never_mentions_abstains():
+    answerer, llm = make("Pogacar won [1].")
+    result = answerer.answer("Who won the 2023 Tour de France?")
+    assert result.abstained and "Tour de France" in result.message and llm.prompts == []
+    assert result.nearest
