@@ -153,3 +153,40 @@ def test_loaded_snapshot_holds_no_open_files(built):
     open_paths = {os.path.realpath(fd_dir / fd) for fd in os.listdir(fd_dir) if (fd_dir / fd).exists()}
     assert not any(path.startswith(str(snapshot.path.resolve())) for path in open_paths)
     assert snapshot.vectors.ntotal == len(snapshot.chunks)
+
+
+def test_readers_loading_during_builds_always_get_a_whole_generation(three_articles, tmp_path, fake_embedder):
+    import threading
+    import time
+
+    from index.build import build_index as build
+
+    index_dir = tmp_path / "ix"
+    build(three_articles, index_dir, fake_embedder)
+    stop, seen, errors = threading.Event(), set(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                snapshot = load_index(index_dir)
+                assert snapshot.vectors.ntotal == len(snapshot.chunks) == snapshot.manifest.chunk_count
+                assert len(snapshot.articles) == snapshot.manifest.article_count
+            except Exception as error:  # any failure, in loading or in what was loaded, is what this test looks for
+                errors.append(error)
+                return
+            seen.add((snapshot.generation, len(snapshot.articles)))
+            time.sleep(0.001)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for round_ in range(6):
+        (three_articles / f"extra{round_}.md").write_text(f"Extra article {round_} about the harbour.\n")
+        build(three_articles, index_dir, fake_embedder)
+    stop.set()
+    for reader in readers:
+        reader.join(10)
+    assert errors == []
+    # Every generation a reader saw held exactly the articles its build wrote: gen-N has N + 2 articles.
+    assert all(count == int(generation.split("-")[1]) + 2 for generation, count in seen)
+    assert len(seen) > 1
