@@ -165,6 +165,15 @@ def add_quotes(sentences: list[Sentence], citations: list, passages: Sequence[Pa
     return sentences, sorted(citations, key=lambda c: c.n)
 
 
+def wants_explanation(question: str) -> bool:
+    """Whether a question asks for reasons or an account (why/how/what happened), not one name or a yes/no.
+
+    >>> wants_explanation("Why is Italy courting Dongfeng?"), wants_explanation("Which company sells assets?")
+    (True, False)
+    """
+    return bool(re.match(r"\W*(why|how|what)\b", question, re.IGNORECASE)) and not _YES_NO_QUESTION.search(question)
+
+
 def says_insufficient(text: str) -> bool:
     """Whether the model said the passages don't answer the question.
 
@@ -255,7 +264,7 @@ class Answerer:
         if failure is not None or not any(s.supported for s in sentences):
             sentences, citations = extractive_sentences(passages)
             mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
-        elif sum(s.supported for s in sentences) < MIN_SUPPORTED:
+        elif sum(s.supported for s in sentences) < MIN_SUPPORTED and wants_explanation(question):
             sentences, citations = add_quotes(sentences, citations, passages, MIN_SUPPORTED)
         verdict = yes_no_verdict(question, text) if failure is None else None
         if verdict and not sentences[0].text.lower().startswith(verdict.lower()):
@@ -277,7 +286,7 @@ class Answerer:
 
     def _generate(self, prompt, timings: dict[str, float], started: float) -> Iterator[str]:
         """Model text pieces, stopped at repeats and new blocks; on failure the last item is a `_Failure`."""
-        settings = self.settings
+        settings, generation_started = self.settings, time.perf_counter()
         try:
             pieces = self.llm.generate(
                 prompt.body,
@@ -293,7 +302,7 @@ class Answerer:
                 if "first_token_s" not in timings:
                     timings["first_token_s"] = round(time.perf_counter() - started, 3)
                 yield piece
-                if time.perf_counter() - started > settings.llm_timeout:
+                if time.perf_counter() - generation_started > settings.llm_timeout:
                     stream.close()
                     yield _Failure("timeout")
                     return

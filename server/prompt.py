@@ -31,7 +31,11 @@ EXAMPLE = (
     f"{CLOSE}\n"
     "Question: Why is the Portmore ferry reopening?\n"
     "Answer: The council said the ferry link brings 40,000 visitors a year [1]. Shops on the island lost trade "
-    "while the ferry was stopped [1]."
+    "while the ferry was stopped [1].\n"
+    "Question: Which island will the ferry serve, according to the Coast Herald?\n"
+    "Answer: Ellis Island. The ferry between Portmore and Ellis Island will run again from June [1].\n"
+    "Question: Did Farm Weekly report that rain delayed the harvest?\n"
+    "Answer: Yes. Farmers said heavy rain delayed the wheat harvest by two weeks [2]."
 )
 
 # A base model keeps writing after its answer: these end the answer where a new block would start.

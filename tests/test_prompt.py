@@ -19,7 +19,7 @@ def test_base_prompt_numbers_passages_with_header_and_ends_with_answer():
     assert "[2] Stellantis (Wire, 2024-04-10)\nTavares warned." in body
     assert body.endswith("Question: Why is Italy courting Dongfeng?\nAnswer:")
     assert "only the numbered news passages" in body and "like [1]" in body
-    assert body.count("Question:") == 2  # the worked example and the real question
+    assert body.count("Question:") == 4  # three worked examples over one block, then the real question
     assert {"\nQuestion:", "\n\n\n"} <= set(prompt.stop)
     assert prompt.stop == STOP
 
