@@ -148,6 +148,25 @@ def source_clauses(query: str, sources: Iterable[str], min_words: int = 5) -> li
     return [(source, " ".join(clauses) if clauses else query) for source, clauses in parts.items()]
 
 
+_PART_BREAK = re.compile(
+    r",?\s+(?:and\s+(?:is\s+|was\s+|has\s+|had\s+)?also|while|whereas|but\s+also|and\s+(?=is|was|has|had|did|does))\s+",
+    re.IGNORECASE,
+)
+
+
+def question_parts(query: str, min_words: int = 5) -> list[str]:
+    """The clauses of a question that asks several things at once; [] when it asks one.
+
+    >>> question_parts("Which firm spent billions on default search deals and is also accused of hurting publishers?")
+    ['Which firm spent billions on default search deals', 'accused of hurting publishers?']
+    >>> question_parts("Who won the final?")
+    []
+    """
+    parts = [part.strip(" ,") for part in _PART_BREAK.split(query)]
+    parts = [part for part in parts if len(part.split()) >= min_words - 2]
+    return parts if len(parts) > 1 else []
+
+
 def without_sources(text: str, known_sources: Iterable[str]) -> str:
     """The text with the source names it mentions cut out, so a name's words don't pull in unrelated chunks.
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from index.errors import IndexNotBuilt
 from index.fusion import boost, diversify, fuse, interleave
-from index.query import QueryHints, read_hints, source_aliases, source_clauses, without_sources
+from index.query import QueryHints, question_parts, read_hints, source_aliases, source_clauses, without_sources
 from index.types import Article, Filters, Hit
 
 _NEG = np.float32(-np.inf)
@@ -34,11 +34,14 @@ class RetrievalSettings:
     per_source: bool = True  # when a question names sources, also search each of them and interleave
     source_clauses: bool = True  # search each named source with the part of the question about it
     clause_dense: bool = False  # also embed each source's clause (one more embedding per named source)
+    split_parts: bool = True  # a question asking several things also searches for each part
     strip_sources: bool = True  # leave the named sources' names out of the BM25 query
     global_turn: bool = False  # when sources are named, the unrestricted ranking also takes turns with them
     date_boost: float = 0.3  # added to the fused score of chunks dated as the question says
     keyword_title: bool = True  # index the article title with the chunk text for BM25
     stopwords: str = "en"
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
     stemmer: str = "english"  # Snowball stemmer language for BM25 (PyStemmer); "" for none
 
 
@@ -65,13 +68,13 @@ class Retriever:
         ]
         self._matrix = _vector_matrix(snapshot.vectors, self._position)
         self._stemmer = _stemmer(settings.stemmer)
-        self._bm25 = bm25s.BM25()
+        self._bm25 = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b)
         if texts:
             self._bm25.index(self._tokenize(texts), show_progress=False)
 
     def with_settings(self, settings: RetrievalSettings) -> Retriever:
         """A Retriever over the same snapshot with other settings, sharing the BM25 index when it can."""
-        keyword_index = ("keyword_title", "stopwords", "stemmer")
+        keyword_index = ("keyword_title", "stopwords", "stemmer", "bm25_k1", "bm25_b")
         if any(getattr(settings, name) != getattr(self.settings, name) for name in keyword_index):
             return Retriever(self.snapshot, self.embedder, settings)
         clone = copy.copy(self)
@@ -116,6 +119,12 @@ class Retriever:
                         clause_dense = self._dense_scores(self._embed(clause))
                     per_source.append(self._fused(clause_dense, clause_keyword, depth, source_mask, dated))
             ranked = interleave([*per_source, ranked] if settings.global_turn or not per_source else per_source)
+        parts = question_parts(keyword_query) if settings.split_parts else []
+        if parts:
+            named = np.isin(self._sources, list(hints.sources)) if hints.sources else None
+            part_mask = named if mask is None else (mask if named is None else mask & named)
+            part_lists = [self._fused(dense, self._keyword_scores(part), depth, part_mask, dated) for part in parts]
+            ranked = interleave([ranked, *part_lists])
         if settings.per_article > 0:
             ranked = diversify(ranked, self._article_of, settings.per_article, k)
         return self._hits(ranked[:k])
