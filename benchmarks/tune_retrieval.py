@@ -156,7 +156,7 @@ def main() -> None:
     grid = {
         "method": ["rrf"],
         "dense_weight": [0.0, 0.4],
-        "per_article": [0, 2, 3, 5],
+        "per_article": [0, 2, 3, 4],
         "per_source": [False],
         "source_clauses": [False],
         "strip_sources": [False],

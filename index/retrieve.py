@@ -30,7 +30,7 @@ class RetrievalSettings:
     keyword_weight: float = 0.8
     rrf_k: float = 60.0
     depth: int = 100  # candidates taken from each retriever before fusing
-    per_article: int = 4  # at most this many chunks of one article in the top k (0: no cap)
+    per_article: int = 5  # at most this many chunks of one article in the top k (0: no cap)
     per_source: bool = True  # when a question names sources, also search each of them and interleave
     source_clauses: bool = True  # search each named source with the part of the question about it
     clause_dense: bool = False  # also embed each source's clause (one more embedding per named source)
