@@ -140,7 +140,7 @@ def main() -> None:
             for kind in ("dense", "keyword", "fused") if with_metadata else ("dense", "fused"):
                 run("chunking", label, retriever, kind)
             if with_metadata:
-                plain = dict(per_source=False, date_boost=0.0, per_article=0)
+                plain = dict(per_source=False, date_boost=0.0, per_article=0, split_parts=False, strip_sources=False)
                 naive = replace(RetrievalSettings(), method="rrf", dense_weight=0.5, keyword_weight=0.5, **plain)
                 run("reference", "naive equal-weight RRF, no hints, no cap", retriever.with_settings(naive))
                 run("reference", "tuned weights, no hints, no cap", retriever.with_settings(replace(RetrievalSettings(), **plain)))
