@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     )
     drop_unsupported: bool = Field(default=False, description="Remove answer sentences that no passage supports.")
     abstain_threshold: float = Field(
-        default=0.35,
+        default=0.3966,
         ge=-1.0,
         le=1.0,
         description=(
