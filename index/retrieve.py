@@ -32,7 +32,7 @@ class RetrievalSettings:
     depth: int = 100  # candidates taken from each retriever before fusing
     per_article: int = 5  # at most this many chunks of one article in the top k (0: no cap)
     per_source: bool = True  # when a question names sources, also search each of them and interleave
-    source_clauses: bool = True  # search each named source with the part of the question about it
+    source_clauses: bool = False  # search each named source with only the part of the question about it
     clause_dense: bool = False  # also embed each source's clause (one more embedding per named source)
     split_parts: bool = True  # a question asking several things also searches for each part
     strip_sources: bool = True  # leave the named sources' names out of the BM25 query
@@ -104,8 +104,8 @@ class Retriever:
         depth = max(settings.depth, k)
         ranked = self._fused(dense, keyword, depth, mask, dated)
         if settings.per_source and hints.sources:
-            # Multi-hop questions need an article from each outlet they name: search each one on its own,
-            # with the part of the question that follows its name, and take turns.
+            # Multi-hop questions need an article from each outlet they name: search each one on its own
+            # and take turns, so one outlet can't fill the list.
             per_source = []
             clauses = source_clauses(query, hints.sources) if settings.source_clauses else []
             for source, clause in clauses or [(source, query) for source in hints.sources]:
