@@ -29,7 +29,7 @@ FALLBACK_MESSAGES = {
     "timeout": "The language model took too long, so these are the most relevant passages, quoted.",
     "unsupported": "The model's answer was not supported by the sources, so these are the most relevant passages, quoted.",
 }
-MIN_SUPPORTED = 2  # a shorter checked answer is completed with quoted evidence
+MIN_SUPPORTED = 3  # a shorter checked answer to a why/how/what question is completed with quoted evidence
 MAX_SENTENCES = 3  # "a few sentences": the small model's later sentences are mostly repeats or inventions
 _SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 _INSUFFICIENT = ("insufficient information", "not enough information", "do not answer", "don't answer")
@@ -79,22 +79,6 @@ def nearest_articles(hits: Sequence[Hit], limit: int = 5) -> tuple[Hit, ...]:
     for hit in hits:
         seen.setdefault(hit.article_id, hit)
     return tuple(seen.values())[:limit]
-
-
-def extractive_sentences(passages: Sequence[Passage], count: int = 2) -> tuple[list[Sentence], list]:
-    """The best sentences of the best passages, quoted, each citing its passage.
-
-    >>> from index.types import Hit
-    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("Rome waits.", 0, 11, 0, 0.9),), 0.9)
-    >>> [(s.text, s.citations) for s in extractive_sentences([p])[0]]
-    [('"Rome waits."', (1,))]
-    """
-    sentences, citations = [], []
-    for passage in passages[:count]:
-        best = max(passage.sentences, key=lambda s: s.score)
-        sentences.append(Sentence(f'"{best.text}"', (passage.n,), True, round(best.score, 3)))
-        citations.append(make_citation(passage, best))
-    return sentences, citations
 
 
 def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
@@ -262,7 +246,7 @@ class Answerer:
         )
         mode, message = "generated", ""
         if failure is not None or not any(s.supported for s in sentences):
-            sentences, citations = extractive_sentences(passages)
+            sentences, citations = add_quotes([], [], passages, MIN_SUPPORTED if wants_explanation(question) else 2)
             mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
         elif sum(s.supported for s in sentences) < MIN_SUPPORTED and wants_explanation(question):
             sentences, citations = add_quotes(sentences, citations, passages, MIN_SUPPORTED)

@@ -17,7 +17,7 @@ from server.types import Citation, Sentence
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
 SUPPORT_THRESHOLD = 0.5
-MIN_LEXICAL = 0.4  # share of a sentence's content words its supporting span must contain, whatever the embedding says
+MIN_LEXICAL = 0.6  # share of a sentence's content words its supporting span must contain, whatever the embedding says
 MIN_SHARED_WORDS = 2  # content words an answer sentence must share with a passage to be supported...
 PARAPHRASE_SIMILARITY = 0.75  # ...unless it is this close in embedding space (then one shared word will do)
 
@@ -69,15 +69,31 @@ def split_answer(text: str) -> list[tuple[str, tuple[int, ...]]]:
     return pieces
 
 
+def names_in(text: str) -> set[str]:
+    """The lower-cased capitalized words of text that don't open a sentence, possessives dropped.
+
+    >>> sorted(names_in("The plant serves Europe's buyers, Stellantis said. It waits."))
+    ['europe', 'stellantis']
+    """
+    names = set()
+    for match in re.finditer(r"(?<![.!?:\"“]\s)(?<!^)\b[A-Z][\w-]+", text.strip()):
+        names.add(re.sub(r"['’]s$", "", match.group()).lower())
+    return names
+
+
 def facts_match(sentence: str, evidence: str) -> bool:
-    """Whether every number in sentence appears in evidence, and a negated sentence has negated evidence.
+    """Whether every number and name in sentence appears in evidence, and a negated sentence has negated evidence.
 
     >>> facts_match("Sales fell 1.72 million.", "Sales fell by 1.72 million units.")
     True
     >>> facts_match("Sales fell 2 million.", "Sales fell by 1.72 million units."), facts_match("Rome did not answer.", "Rome answered.")
     (False, False)
+    >>> facts_match("Then Stellantis would build in Italy.", "Dongfeng would build in Italy.")
+    False
     """
     if not numbers_in(sentence) <= numbers_in(evidence):
+        return False
+    if not names_in(sentence) <= {word.lower() for word in re.findall(r"[\w-]+", evidence)}:
         return False
     return not has_negation(sentence) or has_negation(evidence)
 
@@ -114,10 +130,12 @@ def score_support(sentence: str, passage: Passage, similarities: Sequence[float]
     lexical = per_sentence
     if similarities is not None:
         per_sentence = [0.5 * lex + 0.5 * max(0.0, float(sim)) for lex, sim in zip(lexical, similarities)]
-    best = max(range(len(passage.sentences)), key=lambda i: per_sentence[i])
+    # A similar topic is not support: most of the sentence's words must be in the supporting span.
+    eligible = [i for i in range(len(passage.sentences)) if lexical[i] >= MIN_LEXICAL]
+    if not eligible:
+        return Support(passage.n, 0.0, passage.sentences[max(range(len(lexical)), key=lambda i: lexical[i])])
+    best = max(eligible, key=lambda i: per_sentence[i])
     score = per_sentence[best]
-    if lexical[best] < MIN_LEXICAL:
-        score = min(score, max(lexical))  # a similar topic is not support: most of the words must be there
     shared = len(terms & content_words(passage.text))
     close = similarities is not None and max((float(s) for s in similarities), default=0.0) >= PARAPHRASE_SIMILARITY
     if not facts_match(sentence, passage.text) or shared < (1 if close else MIN_SHARED_WORDS):

@@ -280,7 +280,7 @@ def select_evidence(
             continue
         used += cost
         chosen.setdefault(article, []).append(sentence)
-    groups = sorted(chosen.values(), key=lambda group: -max(s.score for s in group))
+    groups = sorted(chosen.values(), key=lambda group: min(s.hit_rank for s in group))
     return [
         Passage(
             n,

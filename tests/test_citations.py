@@ -94,9 +94,13 @@ def test_citation_carries_metadata_and_exact_span():
     assert c.chunk_text == ARTICLE
 
 
+def test_paraphrase_without_shared_words_is_not_support():
+    assert score_support("Italy courts a new automaker.", PASSAGES[0], similarities=[0.2, 0.95]).score == 0.0
+
+
 def test_embedding_similarity_counts_when_given():
-    weak = score_support("Italy courts a new automaker.", PASSAGES[0])
-    strong = score_support("Italy courts a new automaker.", PASSAGES[0], similarities=[0.2, 0.95])
+    weak = score_support("Rome wants a new large carmaker.", PASSAGES[0], similarities=[0.2, 0.3])
+    strong = score_support("Rome wants a new large carmaker.", PASSAGES[0], similarities=[0.2, 0.95])
     assert strong.score > weak.score
     assert strong.span.text == "Rome wants a second large carmaker."
 
