@@ -168,7 +168,7 @@ def main() -> None:
     queries = args.queries or args.corpus.parent / "queries_dev.json"
 
     settings = Settings()
-    chunk = ChunkSettings(settings.chunk_words, settings.chunk_overlap_words, settings.embed_metadata)
+    chunk = settings.chunk_settings()
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
     if args.precision == "bf16":

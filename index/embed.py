@@ -41,7 +41,8 @@ class SentenceTransformerEmbedder:
         path = resolve_model_path(model)
         self.name = model if model == DEFAULT_EMBEDDING_MODEL else str(Path(model).name or model)
         self._model = SentenceTransformer(path, device=device)
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self.max_words = int(self._model.max_seq_length * 0.75)
         self.batch_size = batch_size
 

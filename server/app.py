@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from index.errors import BylineError, QueueFull
 from server.limits import AnswerGate
-from server.rebuild import Rebuilder, chunk_settings
+from server.rebuild import Rebuilder
 from server.settings import REPO_ROOT, Settings
 
 STATIC_DIR = REPO_ROOT / "static"
@@ -77,7 +77,7 @@ def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, search
     if searcher is None:
         from index.retrieve import Searcher
 
-        searcher = Searcher(settings.index_dir, embedder, chunk_settings(settings))
+        searcher = Searcher(settings.index_dir, embedder, settings.chunk_settings())
     if answerer is None:
         if llm is None:
             from server.llm import make_llm

@@ -10,7 +10,7 @@ from server.settings import Settings
 from server.types import Answer
 
 
-def load_answerer(settings: Settings, *, chunk, progress: Callable[[str, int, int], None] | None = None):
+def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], None] | None = None):
     """An Answerer over settings.index_dir, building the index from settings.corpus_dir first if there is none.
 
     The LLM loads in a thread while the embedder (and torch) import, since both take seconds.
@@ -28,11 +28,11 @@ def load_answerer(settings: Settings, *, chunk, progress: Callable[[str, int, in
 
             print(f"no index in {settings.index_dir}: building it from {settings.corpus_dir}", file=sys.stderr)
             build_index(
-                settings.corpus_dir, settings.index_dir, embedder, chunk, max_file_bytes=settings.max_file_bytes, progress=progress
+                settings.corpus_dir, settings.index_dir, embedder, settings.chunk_settings(), max_file_bytes=settings.max_file_bytes, progress=progress
             )
         from index.retrieve import Searcher
 
-        searcher = Searcher(settings.index_dir, embedder, chunk)
+        searcher = Searcher(settings.index_dir, embedder, settings.chunk_settings())
         llm = llm_future.result()
     return Answerer(searcher, llm, embedder, settings)
 

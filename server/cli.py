@@ -29,14 +29,6 @@ def _embedder(settings: Settings):
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
-def _chunk_settings(settings: Settings):
-    """The ChunkSettings that `settings` asks for (they go into, and are checked against, the index manifest)."""
-    from index.chunking import ChunkSettings
-
-    embed_metadata = getattr(settings, "embed_metadata", ChunkSettings().embed_metadata)
-    return ChunkSettings(settings.chunk_words, settings.chunk_overlap_words, embed_metadata)
-
-
 def _build_progress(stream=None):
     """A build_index progress callback: one line redrawn in place on a TTY, a line per step otherwise."""
     stream = stream or sys.stderr
@@ -68,7 +60,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         settings.corpus_dir,
         settings.index_dir,
         _embedder(settings),
-        _chunk_settings(settings),
+        settings.chunk_settings(),
         full=args.full,
         max_file_bytes=settings.max_file_bytes,
         progress=_build_progress(),
@@ -90,7 +82,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from index.types import Filters
 
     settings = _settings(args)
-    searcher = Searcher(settings.index_dir, _embedder(settings), _chunk_settings(settings))
+    searcher = Searcher(settings.index_dir, _embedder(settings), settings.chunk_settings())
     filters = Filters(after=args.after, before=args.before, sources=tuple(args.source))
     hits = searcher.search(args.query, settings.k, filters)
     if args.json:
@@ -138,7 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index_dir,
         _embedder(settings),
         k=args.k or 10,
-        chunk=_chunk_settings(settings),
+        chunk=settings.chunk_settings(),
         limit=args.limit,
     )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
@@ -154,7 +146,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from server.ask import format_answer, load_answerer
 
     settings = _settings(args)
-    answerer = load_answerer(settings, chunk=_chunk_settings(settings), progress=_build_progress())
+    answerer = load_answerer(settings, progress=_build_progress())
     answer = answerer.answer(args.question, k=args.k)
     print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
     return 0
@@ -177,7 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.corpus_dir,
             settings.index_dir,
             embedder,
-            _chunk_settings(settings),
+            settings.chunk_settings(),
             max_file_bytes=settings.max_file_bytes,
             progress=_build_progress(),
         )

@@ -292,10 +292,9 @@ def evaluate_answers(corpus: Path, queries: Path, index_dir: Path, settings: Set
     candidates = sorted({q["answer"] for q in all_queries if normalize(q["answer"]) not in ("yes", "no") and q["question_type"] != NULL})
     if answerer is None:
         from server.ask import load_answerer
-        from index.chunking import ChunkSettings
 
         settings = settings.model_copy(update={"index_dir": Path(index_dir), "corpus_dir": Path(corpus)})
-        answerer = load_answerer(settings, chunk=ChunkSettings(settings.chunk_words, settings.chunk_overlap_words))
+        answerer = load_answerer(settings)
     log = Path(out).with_suffix(".jsonl").open("w", encoding="utf-8") if out else None
     records, started = [], time.perf_counter()
     try:

@@ -114,18 +114,10 @@ class Rebuilder:
             self.settings.corpus_dir,
             self.settings.index_dir,
             self.embedder,
-            chunk_settings(self.settings),
+            self.settings.chunk_settings(),
             max_file_bytes=self.settings.max_file_bytes,
             progress=self._progress,
         )
-
-
-def chunk_settings(settings: Settings):
-    """The ChunkSettings the settings ask for; builds and the live Searcher must agree on them."""
-    from index.chunking import ChunkSettings
-
-    embed_metadata = getattr(settings, "embed_metadata", ChunkSettings().embed_metadata)
-    return ChunkSettings(settings.chunk_words, settings.chunk_overlap_words, embed_metadata)
 
 
 def _generation(searcher) -> str | None:

@@ -9,6 +9,8 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.chunking import ChunkSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,3 +106,7 @@ class Settings(BaseSettings):
     )
     queue_size: int = Field(default=8, ge=0, le=1000, description="Requests that may wait for the LLM before 429.")
     max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are refused.")
+
+    def chunk_settings(self) -> ChunkSettings:
+        """How articles are chunked and embedded; recorded in, and checked against, the index manifest."""
+        return ChunkSettings(self.chunk_words, self.chunk_overlap_words, self.embed_metadata)

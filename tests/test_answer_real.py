@@ -26,7 +26,6 @@ The council expects the link to bring 40,000 visitors a year.
 
 @pytest.fixture(scope="module")
 def answerer(tmp_path_factory):
-    from index.chunking import ChunkSettings
     from server.ask import load_answerer
     from server.settings import Settings
 
@@ -35,7 +34,7 @@ def answerer(tmp_path_factory):
     shutil.copytree(REPO_ROOT / "corpus", corpus)
     (corpus / "hostile-ferry.md").write_text(HOSTILE, encoding="utf-8")
     settings = Settings(index_dir=root / "index", corpus_dir=corpus)
-    return load_answerer(settings, chunk=ChunkSettings(settings.chunk_words, settings.chunk_overlap_words))
+    return load_answerer(settings)
 
 
 def supported_by_quote(sentence: str, quotes: list[str]) -> bool:

@@ -1,7 +1,7 @@
-"""Turn the raw answer-eval records into results/answer_eval.json: choose the abstention threshold on one half
+"""Calibrate the abstention threshold from raw answer-eval records (writes results/abstention_calibration.json): choose the abstention threshold on one half
 of the dev queries, report on the other half, and summarize the whole run at the chosen threshold.
 
-Run from the repo root:  .venv/bin/python results/answer_analysis.py
+Run from the repo root:  .venv/bin/python benchmarks/calibrate_abstention.py
 Input: results/answer_eval_raw.jsonl, the records of a run with abstain_threshold=-1 made before the
 missing-name rule existed. Both later abstention steps act before anything is generated, so replaying them
 on the records gives exactly what a run with them produces (generation is deterministic, temperature 0).
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server.abstain import folded, missing_entities  # noqa: E402
 from server.evaluate import NULL, baselines, best_threshold, read_queries, stratified_sample, summarize, with_threshold  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "results"
 QUERIES = Path("/work/shared/bench/multihop-rag/queries_dev.json")
 CORPUS = Path("/work/shared/bench/multihop-rag/corpus.json")
 
@@ -73,7 +73,7 @@ def main():
     sample = stratified_sample(queries, 300)[: len(records)]
     summary["baselines"] = baselines(queries, sample)
     summary["abstention_calibration"] = calibration
-    (HERE / "answer_eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (HERE / "abstention_calibration.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
 
