@@ -169,3 +169,15 @@ def live_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def require_chromium() -> None:
+    """Skip a browser test where Debian's chromium is missing; under CI (CI=true) that is a failure instead."""
+    import os
+
+    if Path("/usr/bin/chromium").exists():
+        return
+    message = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium; `make test` does it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)

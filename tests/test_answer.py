@@ -12,7 +12,7 @@ from index.types import Article, Hit
 from server.answer import Answerer, retrieval_query
 from server.settings import Settings
 from server.types import Answer, Delta
-from tests.conftest import FakeEmbedder, ScriptedLLM
+from conftest import FakeEmbedder, ScriptedLLM
 
 ARTICLES = {
     "dongfeng": (

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from server.evidence import content_words
-from tests.conftest import REPO_ROOT
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.real
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import require_chromium
+
 pytestmark = [pytest.mark.real, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -21,8 +23,7 @@ QUESTION = "Why is Italy courting Dongfeng?"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -15,7 +15,7 @@ from server.app import create_app
 from server.settings import Settings
 from server.types import Answer, Delta, Sentence
 
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, require_chromium
 from test_app import DONGFENG, EVIL, XSS, FakeSearcher, citation
 
 pytestmark = pytest.mark.browser
@@ -48,8 +48,7 @@ class ScriptedAnswerer:
 
 @pytest.fixture(scope="module")
 def page_url():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    require_chromium()
     import uvicorn
 
     app = create_app(Settings(), embedder=FakeEmbedder(), llm=SimpleNamespace(name="scripted"),
