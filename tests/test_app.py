@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import threading
 from dataclasses import dataclass, field
@@ -231,8 +233,14 @@ def test_health_and_readiness(client):
     ready = client.get("/readyz").json()
     assert ready["ready"] is True and ready["articles"] == 2 and ready["chunks"] == 3
     assert ready["built_at"] == "2024-05-01T00:00:00Z" and ready["llm"] == "fake-llm"
-    assert client.get("/docs").status_code == 200
     assert "/api/ask" in client.get("/openapi.json").json()["paths"]
+
+
+def test_api_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "cdn." not in page.text and "http" not in page.text.split("<body>")[0]
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', page.text).group(1)
+    assert client.get(script).status_code == 200
 
 
 def test_openai_non_streaming(client):
