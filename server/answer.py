@@ -29,7 +29,6 @@ FALLBACK_MESSAGES = {
     "timeout": "The language model took too long, so these are the most relevant passages, quoted.",
     "unsupported": "The model's answer was not supported by the sources, so these are the most relevant passages, quoted.",
 }
-MIN_SUPPORTED = 3  # a shorter checked answer to a why/how/what question is completed with quoted evidence
 MAX_SENTENCES = 3  # "a few sentences": the small model's later sentences are mostly repeats or inventions
 _SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 _INSUFFICIENT = ("insufficient information", "not enough information", "do not answer", "don't answer")
@@ -135,27 +134,39 @@ def add_quotes(sentences: list[Sentence], citations: list, passages: Sequence[Pa
     >>> [s.text for s in add_quotes([Sentence("Dongfeng talks [1].", (1,), True)], [], [p], 2)[0]]
     ['Dongfeng talks [1].', '"Rome waits."']
     """
-    sentences, citations = list(sentences), list(citations)
+    citations = list(citations)
     ranked = sorted(((e.score, p.n, e) for p in passages for e in p.sentences), key=lambda item: -item[0])
+    quotes: list[tuple[int, int, Sentence]] = []
     for _, n, evidence in ranked:
-        if sum(s.supported for s in sentences) >= target:
+        if sum(s.supported for s in sentences) + len(quotes) >= target:
             break
-        if evidence.text.rstrip().endswith("?") or any(is_near_duplicate(evidence.text, s.text, 0.5) for s in sentences):
+        said = [*sentences, *(quote for _, _, quote in quotes)]
+        if evidence.text.rstrip().endswith("?") or any(is_near_duplicate(evidence.text, s.text, 0.5) for s in said):
             continue
         passage = next(p for p in passages if p.n == n)
-        sentences.append(Sentence(f'"{evidence.text}"', (n,), True, round(evidence.score, 3)))
+        quoted = evidence.text if evidence.text[0] in "\"“" else f'"{evidence.text}"'
+        quotes.append((n, evidence.start, Sentence(quoted, (n,), True, round(evidence.score, 3))))
         if all(c.n != n for c in citations):
             citations.append(make_citation(passage, evidence))
-    return sentences, sorted(citations, key=lambda c: c.n)
+    # Quotes read in source order: the best-ranked article first, each article's sentences as written.
+    return [*sentences, *(quote for _, _, quote in sorted(quotes, key=lambda q: q[:2]))], sorted(citations, key=lambda c: c.n)
 
 
-def wants_explanation(question: str) -> bool:
-    """Whether a question asks for reasons or an account (why/how/what happened), not one name or a yes/no.
+def sentences_wanted(question: str) -> int:
+    """How many checked sentences an answer should have; a shorter one is completed with quoted evidence.
 
-    >>> wants_explanation("Why is Italy courting Dongfeng?"), wants_explanation("Which company sells assets?")
-    (True, False)
+    Reasons (why/how) usually take several sentences, an account (what) a few, a name or a yes/no one or two.
+
+    >>> sentences_wanted("Why is Italy courting Dongfeng?"), sentences_wanted("What did Stellantis say?")
+    (4, 3)
+    >>> sentences_wanted("Which company sells assets?"), sentences_wanted("How many cars did it sell, and did sales fall?")
+    (2, 2)
     """
-    return bool(re.match(r"\W*(why|how|what)\b", question, re.IGNORECASE)) and not _YES_NO_QUESTION.search(question)
+    if _YES_NO_QUESTION.search(question):
+        return 2
+    if re.match(r"\W*(why|how)\b(?!\s+(many|much)\b)", question, re.IGNORECASE):
+        return 4
+    return 3 if re.match(r"\W*what\b", question, re.IGNORECASE) else 2
 
 
 def says_insufficient(text: str) -> bool:
@@ -246,10 +257,11 @@ class Answerer:
         )
         mode, message = "generated", ""
         if failure is not None or not any(s.supported for s in sentences):
-            sentences, citations = add_quotes([], [], passages, MIN_SUPPORTED if wants_explanation(question) else 2)
+            sentences, citations = add_quotes([], [], passages, sentences_wanted(question))
             mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
-        elif sum(s.supported for s in sentences) < MIN_SUPPORTED and wants_explanation(question):
-            sentences, citations = add_quotes(sentences, citations, passages, MIN_SUPPORTED)
+        elif 2 < sentences_wanted(question) > sum(s.supported for s in sentences):
+            # An explanation the model left short is completed with quoted evidence.
+            sentences, citations = add_quotes(sentences, citations, passages, sentences_wanted(question))
         verdict = yes_no_verdict(question, text) if failure is None else None
         if verdict and not sentences[0].text.lower().startswith(verdict.lower()):
             # The model's yes/no reading of the passages; a verdict can't be checked word by word, so it is

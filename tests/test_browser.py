@@ -72,8 +72,9 @@ def test_chat_streams_cites_follows_up_and_keeps_markup_inert(browser, live_serv
     assert csp is None
 
     turn, lengths = ask(page, QUESTION)
-    grown = sorted(set(lengths))
-    assert len(grown) >= 3 and grown[0] > 0, f"the answer should grow while streaming, saw lengths {lengths[:20]}"
+    # The final event may clear the live text a moment before the state flips to done: ignore those reads.
+    seen = [length for length in lengths if length > 0]
+    assert len(set(seen)) >= 3 and seen == sorted(seen), f"the answer should grow while streaming, saw lengths {lengths[:20]}"
     assert turn.get_attribute("data-state") == "done"
     first = turn.locator("button.cite").first
     first.click()
