@@ -9,6 +9,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from index.errors import BylineError
 from server.settings import Settings
 
@@ -21,6 +23,21 @@ def _settings(args: argparse.Namespace) -> Settings:
         if key in Settings.model_fields and value is not None
     }
     return Settings(**overrides)
+
+
+def settings_problem(error: ValidationError) -> str:
+    """The invalid settings of a ValidationError, named as their BYLINE_* variables.
+
+    >>> try:
+    ...     Settings(port="abc")
+    ... except ValidationError as error:
+    ...     print(settings_problem(error))
+    BYLINE_PORT='abc': Input should be a valid integer, unable to parse string as an integer
+    """
+    return "; ".join(
+        f"BYLINE_{'_'.join(str(part) for part in problem['loc']).upper()}={problem.get('input')!r}: {problem['msg']}"
+        for problem in error.errors()
+    )
 
 
 def _embedder(settings: Settings):
@@ -246,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     except BylineError as error:
         print(f"byline: {error}", file=sys.stderr)
         return 1
+    except ValidationError as error:
+        print(f"byline: bad setting: {settings_problem(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
