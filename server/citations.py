@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from index.chunking import split_sentences
-from server.evidence import EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
+from server.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
 from server.types import Citation, Sentence
 
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
@@ -70,14 +70,17 @@ def split_answer(text: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def names_in(text: str) -> set[str]:
-    """The lower-cased capitalized words of text that don't open a sentence, possessives dropped.
+    """The lower-cased capitalized words of text, possessives dropped; a sentence's first word only if it isn't a stopword.
 
-    >>> sorted(names_in("The plant serves Europe's buyers, Stellantis said. It waits."))
+    >>> sorted(names_in("The plant serves Europe's buyers, Stellantis said. Stellantis waits."))
     ['europe', 'stellantis']
     """
     names = set()
-    for match in re.finditer(r"(?<![.!?:\"“]\s)(?<!^)\b[A-Z][\w-]+", text.strip()):
-        names.add(re.sub(r"['’]s$", "", match.group()).lower())
+    for match in re.finditer(r"\b[A-Z][\w-]+", text.strip()):
+        name = re.sub(r"['’]s$", "", match.group()).lower()
+        opens_sentence = match.start() == 0 or re.search(r"[.!?:\"“]\s*$", text.strip()[: match.start()])
+        if not (opens_sentence and (name in STOPWORDS or name == "yes")):
+            names.add(name)
     return names
 
 
@@ -122,23 +125,27 @@ def score_support(sentence: str, passage: Passage, similarities: Sequence[float]
     terms = content_words(sentence)
     units = [content_words(s.text) for s in passage.sentences]
     # A claim must rest on one passage sentence, or two neighbouring ones: a bag of words from all over the
-    # passage is how a small model stitches a false sentence together.
-    per_sentence = []
+    # passage is how a small model stitches a false sentence together. Its numbers, names and negations must
+    # be in that same span, so "Stellantis said …" can't borrow a span about Dongfeng.
+    per_sentence, spans = [], []
     for i, words in enumerate(units):
-        pair = words | units[i + 1] if i + 1 < len(units) and passage.sentences[i + 1].start - passage.sentences[i].end <= 3 else words
-        per_sentence.append(max(overlap(terms, words), 0.9 * overlap(terms, pair)))
+        joined = i + 1 < len(units) and passage.sentences[i + 1].start - passage.sentences[i].end <= 3
+        pair_text = f"{passage.sentences[i].text} {passage.sentences[i + 1].text}" if joined else passage.sentences[i].text
+        single, pair = overlap(terms, words), (0.9 * overlap(terms, words | units[i + 1]) if joined else 0.0)
+        per_sentence.append(max(single, pair))
+        spans.append(passage.sentences[i].text if single >= pair else pair_text)
     lexical = per_sentence
     if similarities is not None:
         per_sentence = [0.5 * lex + 0.5 * max(0.0, float(sim)) for lex, sim in zip(lexical, similarities)]
     # A similar topic is not support: most of the sentence's words must be in the supporting span.
-    eligible = [i for i in range(len(passage.sentences)) if lexical[i] >= MIN_LEXICAL]
+    eligible = [i for i in range(len(passage.sentences)) if lexical[i] >= MIN_LEXICAL and facts_match(sentence, spans[i])]
     if not eligible:
         return Support(passage.n, 0.0, passage.sentences[max(range(len(lexical)), key=lambda i: lexical[i])])
     best = max(eligible, key=lambda i: per_sentence[i])
     score = per_sentence[best]
     shared = len(terms & content_words(passage.text))
     close = similarities is not None and max((float(s) for s in similarities), default=0.0) >= PARAPHRASE_SIMILARITY
-    if not facts_match(sentence, passage.text) or shared < (1 if close else MIN_SHARED_WORDS):
+    if shared < (1 if close else MIN_SHARED_WORDS):
         score = 0.0  # too little shared to check it ("I AM HACKED.") counts as unsupported
     return Support(passage.n, score, passage.sentences[best])
 
