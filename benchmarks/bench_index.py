@@ -156,7 +156,7 @@ def search_latency(index_dir: Path, queries: Path, embedder, chunk: ChunkSetting
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=Path("/work/shared/bench/multihop-rag/corpus.json"))
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "bench" / "multihop-rag" / "corpus.json")
     parser.add_argument("--queries", type=Path, help="default: queries_dev.json next to the corpus")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_index.json")
     parser.add_argument("--index-dir", type=Path, default=Path("/tmp/byline-bench-index"))

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from server.llm.llama_cpp import LlamaCppLLM, bundled_model_path  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
-DEFAULT_CORPUS = Path("/work/shared/bench/multihop-rag/corpus.json")
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "multihop-rag" / "corpus.json"
 
 
 def article_prompts(corpus: Path, llm: LlamaCppLLM, tokens: int, count: int, skip: int) -> list[str]:

@@ -17,8 +17,8 @@ from server.abstain import folded, missing_entities  # noqa: E402
 from server.evaluate import NULL, baselines, best_threshold, read_queries, stratified_sample, summarize, with_threshold  # noqa: E402
 
 HERE = Path(__file__).resolve().parent.parent / "results"
-QUERIES = Path("/work/shared/bench/multihop-rag/queries_dev.json")
-CORPUS = Path("/work/shared/bench/multihop-rag/corpus.json")
+QUERIES = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "multihop-rag" / "queries_dev.json"
+CORPUS = QUERIES.parent / "corpus.json"
 
 
 def halves(rows, seed=7):
