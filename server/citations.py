@@ -14,6 +14,8 @@ from index.chunking import split_sentences
 from server.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
 from server.types import Citation, Sentence
 
+_HEDGES = re.compile(r"\b(if|would|could|may|might|whether|unless)\b", re.IGNORECASE)
+
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
 SUPPORT_THRESHOLD = 0.5
@@ -85,20 +87,34 @@ def names_in(text: str) -> set[str]:
 
 
 def facts_match(sentence: str, evidence: str) -> bool:
-    """Whether every number and name in sentence appears in evidence, and a negated sentence has negated evidence.
+    """Whether sentence states nothing its evidence doesn't: same numbers and names, negated only together,
+    and no plain claim drawn from a conditional or hedged one.
 
     >>> facts_match("Sales fell 1.72 million.", "Sales fell by 1.72 million units.")
     True
     >>> facts_match("Sales fell 2 million.", "Sales fell by 1.72 million units."), facts_match("Rome did not answer.", "Rome answered.")
     (False, False)
-    >>> facts_match("Then Stellantis would build in Italy.", "Dongfeng would build in Italy.")
+    >>> facts_match("Rome answered.", "Rome did not answer."), facts_match("Then Stellantis would build in Italy.", "Dongfeng would build in Italy.")
+    (False, False)
+    >>> facts_match("Dongfeng is building a plant in Italy.", "If it builds a plant in Italy, Dongfeng would make hybrids.")
     False
     """
     if not numbers_in(sentence) <= numbers_in(evidence):
         return False
     if not names_in(sentence) <= {word.lower() for word in re.findall(r"[\w-]+", evidence)}:
         return False
-    return not has_negation(sentence) or has_negation(evidence)
+    if has_hedge(evidence) and not has_hedge(sentence):
+        return False
+    return has_negation(sentence) == has_negation(evidence)
+
+
+def has_hedge(text: str) -> bool:
+    """Whether text is conditional or hedged ("if", "would", "could", "may", "might", "whether", "unless").
+
+    >>> has_hedge("If it builds a plant, it would make hybrids."), has_hedge("It builds hybrids.")
+    (True, False)
+    """
+    return bool(_HEDGES.search(text))
 
 
 @dataclass(frozen=True)
