@@ -92,6 +92,16 @@ def chunk_spans(text: str, words: int = 200, overlap_words: int = 40) -> list[tu
     return chunks
 
 
+def headline(title: str, source: str = "", published: str = "") -> str:
+    """A title with its source and date, as passages, embeddings and sources lists show it.
+
+    >>> headline("Dongfeng in Italy", "Wire", "2024-04-10T08:00"), headline("Dongfeng in Italy")
+    ('Dongfeng in Italy (Wire, 2024-04-10)', 'Dongfeng in Italy')
+    """
+    byline = ", ".join(part for part in (source, published[:10]) if part)
+    return f"{title} ({byline})" if byline else title
+
+
 def embedding_text(chunk_text: str, title: str = "", source: str = "", published: str = "", with_metadata: bool = True) -> str:
     """The text embedded for a chunk: optionally its article's title, source and date first.
 
@@ -100,6 +110,5 @@ def embedding_text(chunk_text: str, title: str = "", source: str = "", published
     """
     if not with_metadata:
         return chunk_text
-    byline = ", ".join(part for part in (source, published[:10]) if part)
-    header = f"{title} ({byline})" if byline else title
+    header = headline(title, source, published)
     return f"{header}\n{chunk_text}" if header else chunk_text

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from index.chunking import headline
 from server.settings import Settings
 from server.types import Answer
 
@@ -58,13 +59,11 @@ def format_answer(answer: Answer) -> str:
     if answer.citations:
         lines += ["", "Sources:"]
         for c in answer.citations:
-            byline = ", ".join(part for part in (c.source, c.published[:10]) if part)
-            lines.append(f"[{c.n}] {c.title}" + (f" ({byline})" if byline else "") + (f" {c.url}" if c.url else ""))
+            lines.append(f"[{c.n}] {headline(c.title, c.source, c.published)}" + (f" {c.url}" if c.url else ""))
             if c.quote:
                 lines.append(f'    "{" ".join(c.quote.split())}"')
     elif answer.nearest:
         lines += ["", "Nearest articles:"]
         for hit in answer.nearest:
-            byline = ", ".join(part for part in (hit.source, hit.published[:10]) if part)
-            lines.append(f"- {hit.title or hit.article_id}" + (f" ({byline})" if byline else ""))
+            lines.append(f"- {headline(hit.title or hit.article_id, hit.source, hit.published)}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from index.chunking import split_sentences
+from index.chunking import headline, split_sentences
 from index.types import Hit
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*", re.IGNORECASE)
@@ -223,9 +223,7 @@ def passage_header(hit: Hit) -> str:
     >>> passage_header(Hit(1, "a", 1.0, "x", 0, 1, title="Dongfeng in Italy", source="Wire", published="2024-04-10T08:00"))
     'Dongfeng in Italy (Wire, 2024-04-10)'
     """
-    byline = ", ".join(part for part in (hit.source, hit.published[:10]) if part)
-    title = hit.title or "Untitled"
-    return f"{title} ({byline})" if byline else title
+    return headline(hit.title or "Untitled", hit.source, hit.published)
 
 
 def evidence_budget(evidence_tokens: int, context_tokens: int, prompt_overhead: int, max_answer_tokens: int) -> int:
