@@ -181,3 +181,15 @@ def require_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def refuse_reading(monkeypatch, name: str) -> None:
+    """Make reading the file called `name` fail as the OS would for a mode-000 file (root reads those anyway)."""
+    real_read_bytes = Path.read_bytes
+
+    def refuse(self):
+        if self.name == name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)

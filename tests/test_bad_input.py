@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import refuse_reading
+
 from index.build import build_index
 from index.retrieve import Retriever
 from index.store import load_index
@@ -95,14 +97,7 @@ def test_bad_file_is_skipped_and_earlier_articles_stay(kind, three_articles, tmp
     make_bad, expected = CASES[kind]
     if kind == "unreadable" and os.geteuid() == 0:
         # Root reads any file whatever its mode, so the refusal the OS would give is simulated at the read.
-        real_read_bytes = Path.read_bytes
-
-        def refuse(self):
-            if self.name == "secret.md":
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_read_bytes(self)
-
-        monkeypatch.setattr(Path, "read_bytes", refuse)
+        refuse_reading(monkeypatch, "secret.md")
     index_dir = tmp_path / "index"
     first = build_index(three_articles, index_dir, real_embedder, max_file_bytes=MAX_FILE_BYTES)
     assert (first.added, first.skipped) == (3, ())

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import refuse_reading
+
 from index.chunking import chunk_spans
 from index.corpus import content_hash, read_corpus
 from index.errors import CorpusFileError
@@ -269,14 +271,7 @@ def test_unreadable_file_skipped_simulated(tmp_path, monkeypatch):
     """Runs even as root: the OS refusal is simulated at the one call that reads a file."""
     write(tmp_path, "secret.md", "Text.\n")
     write(tmp_path, "open.md", "Open text.\n")
-    real_read_bytes = Path.read_bytes
-
-    def refuse(self):
-        if self.name == "secret.md":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
-
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    refuse_reading(monkeypatch, "secret.md")
     articles, skipped = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["open.md"]
     assert reasons(skipped) == {"secret.md": "permission denied: the file is unreadable"}
