@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server.abstain import folded, missing_entities  # noqa: E402
-from server.evaluate import NULL, baselines, best_threshold, read_queries, stratified_sample, summarize, with_threshold  # noqa: E402
+from server.answering.abstain import folded, missing_entities  # noqa: E402
+from server.answering.evaluate import NULL, baselines, best_threshold, read_queries, stratified_sample, summarize, with_threshold  # noqa: E402
 
 HERE = Path(__file__).resolve().parent.parent / "results"
 QUERIES = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "multihop-rag" / "queries_dev.json"

@@ -132,7 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
     index_dir = _eval_index_dir(args, settings)
     if args.mode == "answer":
-        from server.evaluate import evaluate_answers
+        from server.answering.evaluate import evaluate_answers
 
         summary = evaluate_answers(
             corpus=args.corpus, queries=args.queries, index_dir=index_dir, settings=settings, limit=args.limit, out=args.out
@@ -160,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question with numbered sources."""
-    from server.ask import format_answer, load_answerer
+    from server.answering.ask import format_answer, load_answerer
 
     settings = _settings(args)
     answerer = load_answerer(settings, progress=_build_progress())
@@ -174,7 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from index.store import current_generation
-    from server.app import create_app
+    from server.api.app import create_app
 
     settings = _settings(args)
     embedder = _embedder(settings)

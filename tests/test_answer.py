@@ -9,9 +9,9 @@ import pytest
 
 from index.errors import LLMUnavailable
 from index.types import Article, Hit
-from server.answer import Answerer, retrieval_query
+from server.answering.answer import Answerer, retrieval_query
 from server.settings import Settings
-from server.types import Answer, Delta
+from server.answering.types import Answer, Delta
 from conftest import FakeEmbedder, ScriptedLLM
 
 ARTICLES = {

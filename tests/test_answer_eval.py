@@ -7,9 +7,9 @@ import json
 import pytest
 
 from index.errors import CorpusFileError
-from server.evaluate import baselines, evaluate_answers, judge, read_queries, stratified_sample, with_threshold
+from server.answering.evaluate import baselines, evaluate_answers, judge, read_queries, stratified_sample, with_threshold
 from server.settings import Settings
-from server.types import Answer, Citation, Sentence
+from server.answering.types import Answer, Citation, Sentence
 
 QUERIES = [
     {"query": "Did both say Rome waits?", "answer": "Yes", "question_type": "comparison_query",

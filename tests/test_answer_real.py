@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from server.evidence import content_words
+from server.answering.evidence import content_words
 from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.real
@@ -26,7 +26,7 @@ The council expects the link to bring 40,000 visitors a year.
 
 @pytest.fixture(scope="module")
 def answerer(tmp_path_factory):
-    from server.ask import load_answerer
+    from server.answering.ask import load_answerer
     from server.settings import Settings
 
     root = tmp_path_factory.mktemp("real-answer")

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from index.errors import ArticleNotFound, LLMUnavailable
 from index.types import Article, Hit
-from server.app import create_app
+from server.api.app import create_app
 from server.settings import Settings
-from server.types import Answer, Citation, Delta, Sentence
+from server.answering.types import Answer, Citation, Delta, Sentence
 
 from conftest import FakeEmbedder
 
@@ -221,7 +221,7 @@ def test_chat_page_and_security_headers(client):
 
 
 def test_static_javascript_never_uses_inner_html():
-    from server.app import STATIC_DIR
+    from server.api.app import STATIC_DIR
 
     for script in STATIC_DIR.glob("*.js"):
         source = script.read_text()

@@ -11,10 +11,10 @@ import pytest
 
 from index.errors import IndexBusy
 from index.types import BuildSummary, Skipped
-from server.limits import AnswerGate, stream_in_thread
-from server.rebuild import Rebuilder
+from server.api.limits import AnswerGate, stream_in_thread
+from server.api.rebuild import Rebuilder
 from server.settings import Settings
-from server.types import Delta
+from server.answering.types import Delta
 
 from conftest import FakeEmbedder
 from test_app import DONGFENG, FakeAnswerer, FakeSearcher, client, make_client  # noqa: F401 - client is a fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from index.types import Hit
-from server.citations import (
+from server.answering.citations import (
     facts_match,
     parse_markers,
     render_answer,
@@ -11,7 +11,7 @@ from server.citations import (
     split_answer,
     verify_citations,
 )
-from server.evidence import EvidenceSentence, Passage
+from server.answering.evidence import EvidenceSentence, Passage
 
 ARTICLE = (
     "Dongfeng is in talks to build cars in Italy. Rome wants a second large carmaker. "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from index.types import Hit
-from server.evidence import evidence_budget, score_sentences, select_evidence
+from server.answering.evidence import evidence_budget, score_sentences, select_evidence
 
 DONGFENG = (
     "Chinese carmaker Dongfeng is in early talks with the Italian government. "

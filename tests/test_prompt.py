@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from index.types import Hit
-from server.evidence import EvidenceSentence, Passage
-from server.prompt import CLOSE, OPEN, STOP, build_prompt, neutralize
+from server.answering.evidence import EvidenceSentence, Passage
+from server.answering.prompt import CLOSE, OPEN, STOP, build_prompt, neutralize
 
 
 def make_passage(n: int, text: str, title: str = "Dongfeng eyes Italy") -> Passage:

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from index.types import Hit
-from server.app import create_app
+from server.api.app import create_app
 from server.settings import Settings
-from server.types import Answer, Delta, Sentence
+from server.answering.types import Answer, Delta, Sentence
 
 from conftest import FakeEmbedder, require_chromium
 from test_app import DONGFENG, EVIL, XSS, FakeSearcher, citation

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from index.errors import BylineError
-from server.api import check_question
-from server.limits import GatedStreamingResponse, require_api_key, run_in_gate, stream_in_thread
-from server.types import Answer, Delta
+from server.api.routes import check_question
+from server.api.limits import GatedStreamingResponse, require_api_key, run_in_gate, stream_in_thread
+from server.answering.types import Answer, Delta
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["openai"])
 

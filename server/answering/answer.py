@@ -14,13 +14,13 @@ import numpy as np
 
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
-from server.abstain import folded, missing_entities, unknown_publications
-from server.citations import SUPPORT_THRESHOLD, is_near_duplicate, make_citation, render_answer, verify_citations
-from server.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
+from server.answering.abstain import folded, missing_entities, unknown_publications
+from server.answering.citations import SUPPORT_THRESHOLD, is_near_duplicate, make_citation, render_answer, verify_citations
+from server.answering.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
 from server.llm.streaming import stop_on_repeats
-from server.prompt import build_prompt, clean_question, prompt_overhead
+from server.answering.prompt import build_prompt, clean_question, prompt_overhead
 from server.settings import Settings
-from server.types import Answer, Delta, Sentence
+from server.answering.types import Answer, Delta, Sentence
 
 ABSTAIN_MESSAGE = "The archive doesn't hold enough to answer this. These are the nearest articles."
 NO_ANSWER_MESSAGE = "The passages found don't answer this. These are the nearest articles."

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from index.chunking import headline
 from server.settings import Settings
-from server.types import Answer
+from server.answering.types import Answer
 
 
 def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], None] | None = None):
@@ -18,7 +18,7 @@ def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], Non
     """
     from index.embed import SentenceTransformerEmbedder
     from index.store import current_generation
-    from server.answer import Answerer
+    from server.answering.answer import Answerer
     from server.llm import make_llm
 
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -41,7 +41,7 @@ def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], Non
 def format_answer(answer: Answer) -> str:
     """An Answer as terminal text: the answer, a note if any, then the numbered sources with their quoted spans.
 
-    >>> from server.types import Citation, Sentence
+    >>> from server.answering.types import Citation, Sentence
     >>> c = Citation(1, "a", "Dongfeng eyes Italy", "Wire", "https://x", "2024-04-10", 3, "…", 0, 11, "Rome waits.")
     >>> print(format_answer(Answer("Why?", "Rome waits [1].", (Sentence("Rome waits.", (1,), True),), (c,))))
     Rome waits [1].

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from index.errors import BylineError, QueueFull
-from server.limits import AnswerGate
-from server.rebuild import Rebuilder
+from server.api.limits import AnswerGate
+from server.api.rebuild import Rebuilder
 from server.settings import REPO_ROOT, Settings
 
 STATIC_DIR = REPO_ROOT / "static"
@@ -83,7 +83,7 @@ def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, search
             from server.llm import make_llm
 
             llm = make_llm(settings)
-        from server.answer import Answerer
+        from server.answering.answer import Answerer
 
         answerer = Answerer(searcher, llm, embedder, settings)
     app.state.embedder = embedder
@@ -105,7 +105,7 @@ async def byline_error(request: Request, error: BylineError) -> JSONResponse:
 
 def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, answerer=None) -> FastAPI:
     """Build the app; the lifespan loads what was not injected. Tests inject fakes here."""
-    from server import api, openai_api, web
+    from server.api import openai_routes, pages, routes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -120,8 +120,8 @@ def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, an
     app.state.settings = settings
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(BylineError, byline_error)
-    app.include_router(api.router)
-    app.include_router(openai_api.router)
-    app.include_router(web.router)
+    app.include_router(routes.router)
+    app.include_router(openai_routes.router)
+    app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(STATIC_DIR)), name="static")
     return app

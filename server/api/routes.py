@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from index.errors import ArticleNotFound, BylineError
 from index.types import Article, Filters
-from server.limits import GatedStreamingResponse, require_admin, require_api_key, run_in_gate, stream_in_thread
+from server.api.limits import GatedStreamingResponse, require_admin, require_api_key, run_in_gate, stream_in_thread
 from server.settings import Settings
-from server.types import Answer, Delta
+from server.answering.types import Answer, Delta
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["api"])
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from index.chunking import split_sentences
-from server.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
-from server.types import Citation, Sentence
+from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
+from server.answering.types import Citation, Sentence
 
 _HEDGES = re.compile(r"\b(if|would|could|may|might|whether|unless)\b", re.IGNORECASE)
 

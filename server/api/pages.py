@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
-from server.api import find_article
+from server.api.routes import find_article
 from server.settings import REPO_ROOT
 
 router = APIRouter(include_in_schema=False)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from index.errors import CorpusFileError
-from server.abstain import unknown_publications
+from server.answering.abstain import unknown_publications
 from server.settings import Settings
 
 NULL = "null_query"
@@ -251,8 +251,8 @@ def with_threshold(records: Sequence[dict], threshold: float) -> list[dict]:
 def abstention_features(answerer, queries: Sequence[dict]) -> list[dict]:
     """Per query, the evidence signals abstention can use, without generating: best sentence similarity and
     whether the question names a publication the archive lacks."""
-    from server.answer import evidence_strength, retrieval_query
-    from server.evidence import score_sentences
+    from server.answering.answer import evidence_strength, retrieval_query
+    from server.answering.evidence import score_sentences
 
     rows = []
     for query in queries:
@@ -291,7 +291,7 @@ def evaluate_answers(corpus: Path, queries: Path, index_dir: Path, settings: Set
     sample = stratified_sample(all_queries, limit)
     candidates = sorted({q["answer"] for q in all_queries if normalize(q["answer"]) not in ("yes", "no") and q["question_type"] != NULL})
     if answerer is None:
-        from server.ask import load_answerer
+        from server.answering.ask import load_answerer
 
         settings = settings.model_copy(update={"index_dir": Path(index_dir), "corpus_dir": Path(corpus)})
         answerer = load_answerer(settings)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from server.evidence import Passage, passage_header
+from server.answering.evidence import Passage, passage_header
 
 OPEN, CLOSE = "<<<PASSAGES", "PASSAGES>>>"
 
@@ -72,7 +72,7 @@ def format_passages(passages: Sequence[Passage]) -> str:
     """The delimited block of numbered passages with title, source and date.
 
     >>> from index.types import Hit
-    >>> from server.evidence import EvidenceSentence
+    >>> from server.answering.evidence import EvidenceSentence
     >>> p = Passage(1, Hit(1, "a", 1.0, "x", 0, 9, title="T", source="S"), (EvidenceSentence("Rome waits.", 0, 11, 0, 1.0),), 1.0)
     >>> print(format_passages([p]))
     <<<PASSAGES

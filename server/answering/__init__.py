@@ -1,0 +1,1 @@
+"""The answering core: evidence, composing, checking, abstaining, evaluation. No HTTP here."""
