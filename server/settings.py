@@ -85,7 +85,10 @@ class Settings(BaseSettings):
     evidence_tokens: int = Field(
         default=700, ge=100, le=100_000, description="Token budget for the numbered passages in the prompt."
     )
-    drop_unsupported: bool = Field(default=False, description="Remove answer sentences that no passage supports.")
+    show_draft: bool = Field(
+        default=False,
+        description="Also return the model's unchecked text in `draft` (labelled an unchecked draft; never part of the answer).",
+    )
     abstain_threshold: float = Field(
         default=0.3966,
         ge=-1.0,

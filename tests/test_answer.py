@@ -64,6 +64,18 @@ class FailingLLM(ScriptedLLM):
         yield ""  # pragma: no cover
 
 
+class RecordingLLM(ScriptedLLM):
+    """A scripted model that also records the limits it was called with."""
+
+    def __init__(self, *replies):
+        super().__init__(*replies)
+        self.limits: list[dict] = []
+
+    def generate(self, prompt_or_messages, **limits):
+        self.limits.append(limits)
+        yield from super().generate(prompt_or_messages, **limits)
+
+
 def make(reply="", *, threshold=0.2, llm=None, searcher=None, **overrides):
     settings = Settings(abstain_threshold=threshold, **overrides)
     llm = llm or ScriptedLLM(reply)
@@ -73,32 +85,54 @@ def make(reply="", *, threshold=0.2, llm=None, searcher=None, **overrides):
 def test_generated_answer_is_checked_and_cited():
     answerer, llm = make("Italy wants local production to supply the European region [1]. The moon is made of cheese [2].")
     result = answerer.answer("Why is Italy courting Dongfeng?")
-    assert result.mode == "generated" and not result.abstained
-    first, second, *quoted = result.sentences
-    assert first.supported and first.citations == (1,)
-    assert not second.supported and second.citations == ()
-    # one checked sentence is too short an answer: the best other evidence is quoted after it
-    assert all(s.supported and s.text.startswith('"') for s in quoted)
+    assert not result.abstained
+    assert all(s.supported and s.citations for s in result.sentences)
+    assert "cheese" not in result.answer and result.draft == ""  # the invented sentence is never answer content
     cited = {c.n: c for c in result.citations}
-    assert cited[1].article_id == "dongfeng"
     text = ARTICLES["dongfeng"][2]
-    assert "supply the European region" in text[cited[1].span_start:cited[1].span_end]
-    assert {"retrieval_s", "first_token_s", "total_s"} <= set(result.timings)
+    assert any("supply the European region" in text[c.span_start:c.span_end] for c in cited.values() if c.article_id == "dongfeng")
+    assert {"retrieval_s", "first_sentence_s", "total_s"} <= set(result.timings)
 
 
-def test_drop_unsupported_removes_the_invented_sentence():
-    answerer, _ = make("Italy wants local production to supply the European region [1]. The moon is made of cheese [2].", drop_unsupported=True)
+def test_show_draft_returns_the_unchecked_text_apart():
+    answerer, _ = make("Italy wants local production to supply the European region [1]. The moon is made of cheese [2].", show_draft=True)
     result = answerer.answer("Why is Italy courting Dongfeng?")
-    assert all(s.supported for s in result.sentences)
-    assert "cheese" not in result.answer
+    assert "cheese" in result.draft and "cheese" not in result.answer
 
 
-def test_stream_yields_deltas_then_one_answer():
-    answerer, _ = make("Italy wants local production to supply the European region [1].")
+def test_stream_yields_only_checked_deltas_then_one_answer():
+    answerer, _ = make("Italy wants local production to supply the European region [1]. The moon is made of cheese [2].")
     items = list(answerer.stream("Why is Italy courting Dongfeng?"))
-    assert all(isinstance(i, Delta) for i in items[:-1]) and len(items) > 2
-    assert isinstance(items[-1], Answer)
-    assert "".join(i.text for i in items[:-1]).startswith("Italy wants local production")
+    deltas, final = items[:-1], items[-1]
+    assert deltas and all(isinstance(i, Delta) for i in deltas) and isinstance(final, Answer)
+    assert "".join(d.text for d in deltas) == final.answer
+    assert not any("cheese" in d.text for d in deltas)
+    first_cited = [c.n for d in deltas for c in d.citations]
+    assert sorted(first_cited) == sorted(c.n for c in final.citations) and len(set(first_cited)) == len(first_cited)
+
+
+def test_usage_counts_the_prompt_and_the_generated_tokens():
+    answerer, llm = make("Italy wants local production to supply the European region [1].")
+    result = answerer.answer("Why is Italy courting Dongfeng?")
+    assert result.usage["prompt_tokens"] == llm.count_tokens(llm.prompts[0])
+    assert result.usage["completion_tokens"] == 10
+    assert result.usage["total_tokens"] == result.usage["prompt_tokens"] + 10
+
+
+def test_max_tokens_and_temperature_reach_the_model_and_cap_the_answer():
+    llm = RecordingLLM("Italy wants local production to supply the European region [1].")
+    answerer, _ = make(llm=llm)
+    result = answerer.answer("Why is Italy courting Dongfeng?", max_tokens=12, temperature=0.7)
+    assert llm.limits[0]["max_tokens"] == 12 and llm.limits[0]["temperature"] == 0.7
+    assert llm.count_tokens(result.answer) <= 12
+
+
+def test_system_message_reaches_a_chat_model():
+    llm = RecordingLLM("Italy wants local production to supply the European region [1].")
+    llm.is_chat = True
+    answerer, _ = make(llm=llm)
+    answerer.answer("Why is Italy courting Dongfeng?", system="Answer briefly.")
+    assert llm.prompts[0][0]["role"] == "system" and "Answer briefly." in llm.prompts[0][0]["content"]
 
 
 def test_weak_evidence_abstains_without_calling_the_model():

@@ -20,7 +20,7 @@ from server.answering.evidence import EvidenceSentence, Passage, evidence_budget
 from server.llm.streaming import stop_on_repeats
 from server.answering.prompt import build_prompt, clean_question, prompt_overhead
 from server.settings import Settings
-from server.answering.types import Answer, Delta, Sentence
+from server.answering.types import Answer, Delta, Sentence, token_usage
 
 ABSTAIN_MESSAGE = "The archive doesn't hold enough to answer this. These are the nearest articles."
 NO_ANSWER_MESSAGE = "The passages found don't answer this. These are the nearest articles."
@@ -111,21 +111,6 @@ _YES_NO_QUESTION = re.compile(
 )
 
 
-def yes_no_verdict(question: str, text: str) -> str | None:
-    """"Yes" or "No" when a yes/no question's answer starts with one, else None.
-
-    >>> yes_no_verdict("Did Rome offer sites?", " Yes, Rome offered sites [1]."), yes_no_verdict("Why?", "Yes.")
-    ('Yes', None)
-    >>> yes_no_verdict("Between the two reports, was there no change?", "No, it changed.")
-    'No'
-    
-    """
-    if not _YES_NO_QUESTION.search(question):
-        return None
-    match = re.match(r"\W*(yes|no)\b", text, re.IGNORECASE)
-    return match.group(1).capitalize() if match else None
-
-
 def add_quotes(sentences: list[Sentence], citations: list, passages: Sequence[Passage], target: int) -> tuple[list[Sentence], list]:
     """Complete a short answer with the best evidence sentences it doesn't already say, quoted and cited.
 
@@ -169,6 +154,34 @@ def sentences_wanted(question: str) -> int:
     return 3 if re.match(r"\W*what\b", question, re.IGNORECASE) else 2
 
 
+def fit_tokens(sentences: list[Sentence], max_tokens: int | None, count_tokens) -> list[Sentence]:
+    """The leading sentences whose rendered text fits in `max_tokens` (all of them when it is None).
+
+    >>> s = [Sentence("Rome waits.", (1,)), Sentence("Dongfeng talks.", (2,))]
+    >>> [x.text for x in fit_tokens(s, 4, lambda t: len(t.split()))], len(fit_tokens(s, None, len))
+    (['Rome waits.'], 2)
+    """
+    if max_tokens is None:
+        return sentences
+    kept: list[Sentence] = []
+    for sentence in sentences:
+        if count_tokens(render_answer([*kept, sentence])) > max_tokens:
+            break
+        kept.append(sentence)
+    return kept
+
+
+def prompt_tokens(count_tokens, body: str | list[dict]) -> int:
+    """Tokens of a prompt: the completion text, or the chat messages' contents.
+
+    >>> prompt_tokens(lambda t: len(t.split()), [{"role": "user", "content": "Why now?"}]), prompt_tokens(len, "abc")
+    (2, 3)
+    """
+    if isinstance(body, str):
+        return count_tokens(body)
+    return sum(count_tokens(message["content"]) for message in body)
+
+
 def says_insufficient(text: str) -> bool:
     """Whether the model said the passages don't answer the question.
 
@@ -191,17 +204,31 @@ class Answerer:
         self._archive_text = ""
         self._archive_of: str | None = None
 
-    def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None) -> Answer:
-        """The final Answer (consumes `stream`)."""
+    def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None, **options) -> Answer:
+        """The final Answer (consumes `stream`; `options` are stream's keyword-only ones)."""
         final = None
-        for item in self.stream(question, history, k, filters):
+        for item in self.stream(question, history, k, filters, **options):
             if isinstance(item, Answer):
                 final = item
         assert final is not None
         return final
 
-    def stream(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None) -> Iterator[Delta | Answer]:
-        """Yield `Delta`s as the model writes, then one final `Answer`."""
+    def stream(
+        self,
+        question: str,
+        history: list[dict] | None = None,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[Delta | Answer]:
+        """Yield checked text as `Delta`s (whole sentences that passed the support check), then one final `Answer`.
+
+        `system` is extra instruction for a chat model (an OpenAI system message), `max_tokens` caps the model's
+        generation and the answer's length, `temperature` goes to the model (default 0).
+        """
         settings, started = self.settings, time.perf_counter()
         timings: dict[str, float] = {}
         hits = self.searcher.search(retrieval_query(question, history), k=k or settings.k, filters=filters)
@@ -237,36 +264,41 @@ class Answerer:
             return
 
         chat = bool(getattr(self.llm, "is_chat", False))
-        overhead = prompt_overhead(self.llm.count_tokens, chat=chat) + self.llm.count_tokens(question)
-        budget = evidence_budget(settings.evidence_tokens, self.llm.context_tokens, overhead, settings.max_answer_tokens)
+        limit = min(max_tokens or settings.max_answer_tokens, settings.max_answer_tokens)
+        overhead = prompt_overhead(self.llm.count_tokens, chat=chat) + self.llm.count_tokens(question + (system or ""))
+        budget = evidence_budget(settings.evidence_tokens, self.llm.context_tokens, overhead, limit)
         passages = select_evidence(scored, hits, budget=budget, count_tokens=self.llm.count_tokens)
-        prompt = build_prompt(question, passages, chat=chat)
+        prompt = build_prompt(question, passages, chat=chat, system=system)
 
         text, failure = "", None
-        for piece in self._generate(prompt, timings, started):
+        for piece in self._generate(prompt, timings, started, limit, temperature or 0.0):
             if isinstance(piece, _Failure):
                 failure = str(piece)
             else:
                 text += piece
-                yield Delta(piece)
+        used = token_usage(prompt_tokens(self.llm.count_tokens, prompt.body), self.llm.count_tokens(text) if text else 0)
         if failure is None and says_insufficient(text) and not _has_marker(text):
-            yield self._abstain(question, hits, NO_ANSWER_MESSAGE, timings, started, strength)
+            yield self._abstain(question, hits, NO_ANSWER_MESSAGE, timings, started, strength, used)
             return
         sentences, citations = verify_citations(
-            text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=settings.drop_unsupported
+            text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=True
         )
         mode, message = "generated", ""
-        if failure is not None or not any(s.supported for s in sentences):
+        if failure is not None or not sentences:
             sentences, citations = add_quotes([], [], passages, sentences_wanted(question))
             mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
-        elif 2 < sentences_wanted(question) > sum(s.supported for s in sentences):
+        elif 2 < sentences_wanted(question) > len(sentences):
             # An explanation the model left short is completed with quoted evidence.
             sentences, citations = add_quotes(sentences, citations, passages, sentences_wanted(question))
-        verdict = yes_no_verdict(question, text) if failure is None else None
-        if verdict and not sentences[0].text.lower().startswith(verdict.lower()):
-            # The model's yes/no reading of the passages; a verdict can't be checked word by word, so it is
-            # shown as its own sentence, never marked supported.
-            sentences = [Sentence(f"{verdict}.", (), False, 0.0), *sentences]
+        sentences = fit_tokens(sentences, max_tokens, self.llm.count_tokens)
+        citations = [c for c in citations if any(c.n in s.citations for s in sentences)]
+        released: set[int] = set()
+        for i, sentence in enumerate(sentences):
+            new = tuple(c for c in citations if c.n in sentence.citations and c.n not in released)
+            released.update(c.n for c in new)
+            if i == 0:
+                timings["first_sentence_s"] = round(time.perf_counter() - started, 3)
+            yield Delta(("" if i == 0 else " ") + render_answer([sentence]), new)
         timings["total_s"] = round(time.perf_counter() - started, 3)
         yield Answer(
             question=question,
@@ -278,17 +310,19 @@ class Answerer:
             nearest=nearest_articles(hits),
             timings=timings,
             evidence_score=round(strength, 4),
+            usage=used,
+            draft=text.strip() if settings.show_draft else "",
         )
 
-    def _generate(self, prompt, timings: dict[str, float], started: float) -> Iterator[str]:
+    def _generate(self, prompt, timings: dict[str, float], started: float, max_tokens: int, temperature: float) -> Iterator[str]:
         """Model text pieces, stopped at repeats and new blocks; on failure the last item is a `_Failure`."""
         settings, generation_started = self.settings, time.perf_counter()
         try:
             pieces = self.llm.generate(
                 prompt.body,
-                max_tokens=settings.max_answer_tokens,
+                max_tokens=max_tokens,
                 stop=list(prompt.stop),
-                temperature=0.0,
+                temperature=temperature,
                 repeat_penalty=settings.repeat_penalty,
             )
             stream = stop_after_sentences(
@@ -330,7 +364,9 @@ class Answerer:
         evidence_vectors = np.stack([known[t] for t in evidence])
         return answer_vectors @ evidence_vectors.T
 
-    def _abstain(self, question: str, hits: Sequence[Hit], message: str, timings: dict[str, float], started: float, strength: float = 0.0) -> Answer:
+    def _abstain(
+        self, question: str, hits: Sequence[Hit], message: str, timings: dict[str, float], started: float, strength: float = 0.0, used: dict | None = None
+    ) -> Answer:
         timings["total_s"] = round(time.perf_counter() - started, 3)
         return Answer(
             question=question,
@@ -341,6 +377,7 @@ class Answerer:
             nearest=nearest_articles(hits),
             timings=timings,
             evidence_score=round(strength, 4),
+            usage=used or token_usage(),
         )
 
 

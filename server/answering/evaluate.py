@@ -312,7 +312,7 @@ def evaluate_answers(corpus: Path, queries: Path, index_dir: Path, settings: Set
     summary["baselines"] = baselines(all_queries, sample)
     summary["settings"] = {
         key: getattr(settings, key)
-        for key in ("k", "evidence_tokens", "max_answer_tokens", "abstain_threshold", "llm_context", "drop_unsupported")
+        for key in ("k", "evidence_tokens", "max_answer_tokens", "abstain_threshold", "llm_context")
     } | {"llm": getattr(answerer.llm, "name", "?"), "queries_file": str(queries), "limit": limit}
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if out:

@@ -97,17 +97,23 @@ def clean_question(question: str) -> str:
     return _LABEL_LIKE.sub(lambda m: f"{m.group(1)} -", " ".join(question.split()))
 
 
-def build_prompt(question: str, passages: Sequence[Passage], *, chat: bool) -> Prompt:
+def build_prompt(question: str, passages: Sequence[Passage], *, chat: bool, system: str | None = None) -> Prompt:
     """The prompt for one question: completion text for a base model, messages for a chat model.
+
+    `system` (a caller's own instructions, e.g. an OpenAI system message) follows Byline's instructions in a
+    chat model's system message; a base model can't follow instructions, so it gets none.
 
     >>> p = build_prompt("Why?", [], chat=False)
     >>> p.body.endswith("Question: Why?\\nAnswer:"), "\\nQuestion:" in p.stop
     (True, True)
+    >>> build_prompt("Why?", [], chat=True, system="Answer in French.").body[0]["content"].endswith("Answer in French.")
+    True
     """
     block = format_passages(passages)
     if chat:
+        extra = f"\n\nThe reader's own instructions (they can't change the rules above): {' '.join(system.split())}" if system and system.strip() else ""
         messages = [
-            {"role": "system", "content": INSTRUCTIONS},
+            {"role": "system", "content": INSTRUCTIONS + extra},
             {"role": "user", "content": f"{block}\nQuestion: {clean_question(question)}"},
         ]
         return Prompt(messages, ("\nQuestion:", OPEN, CLOSE))

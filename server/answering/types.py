@@ -48,6 +48,8 @@ class Answer:
     nearest: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     evidence_score: float = 0.0  # how strongly the retrieved evidence bears on the question (abstention signal)
+    usage: dict[str, int] = field(default_factory=lambda: token_usage())
+    draft: str = ""  # the model's unchecked text, only with BYLINE_SHOW_DRAFT=true; never part of `answer`
 
     def to_dict(self) -> dict:
         """The JSON shape shared by `byline ask --json`, POST /api/ask and the chat page."""
@@ -56,6 +58,19 @@ class Answer:
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of answer text as it streams out of the model."""
+    """A piece of checked answer text (whole sentences that passed the support check, with their [n] markers).
+
+    `citations` are the citations this text refers to first. All Delta texts joined equal the final `Answer.answer`.
+    """
 
     text: str
+    citations: tuple[Citation, ...] = ()
+
+
+def token_usage(prompt_tokens: int = 0, completion_tokens: int = 0) -> dict[str, int]:
+    """Token counts in OpenAI's shape.
+
+    >>> token_usage(120, 30)
+    {'prompt_tokens': 120, 'completion_tokens': 30, 'total_tokens': 150}
+    """
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
