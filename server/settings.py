@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BYLINE_", env_file=None, extra="ignore")
 
     # Index
+    store: Literal["local", "milvus"] = Field(
+        default="local",
+        description="Where the index lives: `local` (FAISS + BM25 + SQLite files in BYLINE_INDEX_DIR) or `milvus`.",
+    )
     index_dir: Path = Field(
         default=Path(user_data_dir("byline")) / "index",
         description="Folder holding the built index (manifest, FAISS vectors, SQLite metadata).",
