@@ -78,18 +78,22 @@ class FakeAnswerer:
     closed: int = 0
     finished: int = 0
 
-    def stream(self, question, history=None, k=None, filters=None):
+    options: list = field(default_factory=list)
+    usage: dict = field(default_factory=lambda: {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129})
+
+    def stream(self, question, history=None, k=None, filters=None, **options):
         self.calls.append((question, history, k, filters))
+        self.options.append(options)
         try:
             for i, piece in enumerate(self.pieces):
                 if self.fail and i == 1:
                     raise LLMUnavailable("the model crashed")
-                yield Delta(piece)
+                yield Delta(piece, (citation(),) if "[1]" in piece else ())
                 if self.gate is not None:
                     assert self.gate.wait(10)
             text = "".join(self.pieces)
             self.finished += 1
-            yield Answer(question=question, answer=text, sentences=(Sentence(text, (1,), True, 0.9),), citations=(citation(),))
+            yield Answer(question=question, answer=text, sentences=(Sentence(text, (1,), True, 0.9),), citations=(citation(),), usage=self.usage)
         except GeneratorExit:
             self.closed += 1
             raise
@@ -143,8 +147,25 @@ def test_ask_stream_sends_deltas_then_citations_then_final(client):
     names = [name for name, _ in parsed]
     assert names == ["delta"] * 4 + ["citations", "final"]
     assert "".join(data["text"] for name, data in parsed if name == "delta") == "Dongfeng talks with Italy [1]."
+    assert [[c["n"] for c in data["citations"]] for name, data in parsed if name == "delta"] == [[], [], [], [1]]
     assert parsed[-2][1][0]["n"] == 1
-    assert parsed[-1][1]["answer"] == "Dongfeng talks with Italy [1]."
+    assert parsed[-1][1]["answer"] == "Dongfeng talks with Italy [1]." and "draft" not in parsed[-1][1]
+
+
+def test_unexpected_failure_mid_stream_is_an_error_event_not_a_cut_off():
+    class Broken(FakeAnswerer):
+        def stream(self, question, history=None, k=None, filters=None, **options):
+            yield Delta("Dongfeng talks [1].", (citation(),))
+            raise KeyError("bug")
+
+    test_client, _, _ = make_client(Broken())
+    with test_client:
+        parsed = events(test_client.post("/api/ask", json={"question": "Why?", "stream": True}).text)
+        assert [name for name, _ in parsed] == ["delta", "error"]
+        assert parsed[-1][1]["status"] == 500 and "KeyError" not in parsed[-1][1]["detail"]
+        body = test_client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Why?"}], "stream": True}).text
+        lines = [line[6:] for line in body.split("\n\n") if line.startswith("data: ")]
+        assert lines[-1] == "[DONE]" and json.loads(lines[-2])["error"]["code"] == 500
 
 
 def test_stream_failure_becomes_error_event():
@@ -252,9 +273,35 @@ def test_openai_non_streaming(client):
     message = body["choices"][0]["message"]
     assert body["object"] == "chat.completion" and message["role"] == "assistant"
     assert message["content"] == "Dongfeng talks with Italy [1]." and message["citations"][0]["n"] == 1
+    assert "draft" not in message
+    assert body["usage"] == {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129}
     question, history, _, _ = client.answerer.calls[0]
     assert question == "Why Italy?"
     assert history == [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Dongfeng."}]
+    assert client.answerer.options[0] == {"system": "be brief", "max_tokens": None, "temperature": None}
+
+
+def test_openai_max_tokens_temperature_and_system_reach_the_answerer(client):
+    messages = [{"role": "system", "content": "Answer in French."}, {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": "Why?"}]
+    client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 40, "temperature": 0.3})
+    client.post("/v1/chat/completions", json={"messages": messages[2:], "max_completion_tokens": 25, "stream": True})
+    assert client.answerer.options == [{"system": "Answer in French.\nBe brief.", "max_tokens": 40, "temperature": 0.3},
+                                       {"system": None, "max_tokens": 25, "temperature": None}]
+    for bad in ({"max_tokens": 0}, {"temperature": 3}, {"temperature": -1}):
+        response = client.post("/v1/chat/completions", json={"messages": messages, **bad})
+        assert response.status_code in (400, 422), bad
+        assert next(iter(bad)) in response.text
+    assert len(client.answerer.calls) == 2
+
+
+def test_openai_unknown_model_is_openai_404(client):
+    response = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "Why?"}]})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "model" and error["code"] == "model_not_found"
+    assert "gpt-4o" in error["message"] and "byline" in error["message"]
+    assert client.answerer.calls == []
 
 
 def test_openai_streaming_chunks_end_with_citations_and_done(client):
@@ -266,6 +313,7 @@ def test_openai_streaming_chunks_end_with_citations_and_done(client):
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Dongfeng talks with Italy [1]."
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"][0]["article_id"] == DONGFENG.id
+    assert chunks[-1]["usage"]["total_tokens"] == 129 and "draft" not in chunks[-1]
 
 
 def test_openai_rejects_bad_messages_and_lists_models(client):

@@ -136,7 +136,7 @@ def test_closing_a_stream_early_closes_the_generator_and_frees_the_gate():
 class SlowFirstAnswerer(FakeAnswerer):
     """The first answer would take ~50 s (a token every 50 ms); later ones are instant."""
 
-    def stream(self, question, history=None, k=None, filters=None):
+    def stream(self, question, history=None, k=None, filters=None, **options):
         if not self.calls:
             self.calls.append(question)
             try:
@@ -147,7 +147,7 @@ class SlowFirstAnswerer(FakeAnswerer):
                 self.closed += 1
                 raise
             return
-        yield from super().stream(question, history, k, filters)
+        yield from super().stream(question, history, k, filters, **options)
 
 
 def test_client_disconnect_over_a_real_socket_frees_the_model():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.real
@@ -24,6 +26,7 @@ def test_non_streaming_completion_has_cited_answer(client):
     completion = client.chat.completions.create(model="byline", messages=[{"role": "user", "content": QUESTION}])
     message = completion.choices[0].message
     assert message.role == "assistant" and message.content.strip()
+    assert completion.usage.prompt_tokens > 0 and completion.usage.total_tokens >= completion.usage.prompt_tokens
     citations = message.citations
     assert citations, "the answer should cite at least one passage"
     assert any("dongfeng" in c["title"].lower() for c in citations)
@@ -43,8 +46,17 @@ def test_streaming_completion_streams_text_and_ends_with_citations(client):
     assert len(chunks) > 3 and text.strip()
     final = chunks[-1]
     assert final.choices[0].finish_reason == "stop"
-    assert final.citations and all(c["chunk_text"] for c in final.citations)
-    assert final.answer.strip()
+    assert final.citations and all(c["chunk_text"] and c["quote"] for c in final.citations)
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", text)} <= {c["n"] for c in final.citations}
+    assert final.usage.prompt_tokens > 0 and final.usage.total_tokens >= final.usage.prompt_tokens
+
+
+def test_unknown_model_is_not_found(client):
+    from openai import NotFoundError
+
+    with pytest.raises(NotFoundError) as error:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
+    assert error.value.code == "model_not_found"
 
 
 def test_wrong_key_is_refused(live_server):

@@ -1,8 +1,10 @@
 """OpenAI-compatible endpoints: POST /v1/chat/completions (streaming or not) and GET /v1/models.
 
-The last user message is the question and the earlier messages are the history. Citations travel
-in an extra `citations` field of the message (non-streaming) and of the final chunk (streaming),
-which the official `openai` client exposes as an attribute.
+The last user message is the question, the earlier user/assistant messages are the history, and
+system messages, `max_tokens` and `temperature` go to the answerer. The content (message or deltas)
+is the checked answer with its [n] markers; the citations travel in an extra `citations` field of
+the message (non-streaming) and of the final chunk (streaming), which the official `openai` client
+exposes as an attribute. `usage` counts the model's real tokens.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from dataclasses import asdict
 from functools import partial
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from index.errors import BylineError
-from server.api.routes import check_question
+from server.api.routes import check_question, stream_failure, unstreamed_text
 from server.api.limits import GatedStreamingResponse, require_api_key, run_in_gate, stream_in_thread
 from server.answering.types import Answer, Delta
 
@@ -49,6 +51,9 @@ class ChatRequest(BaseModel):
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(min_length=1, max_length=80)
     stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, description="Cap on the model's tokens and the answer's length.")
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="The newer name of max_tokens.")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Sampling temperature (default 0).")
 
     @model_validator(mode="after")
     def _ends_with_question(self) -> ChatRequest:
@@ -61,17 +66,37 @@ class ChatRequest(BaseModel):
         history = [{"role": m.role, "content": m.text()} for m in self.messages[:-1] if m.role in ("user", "assistant")]
         return self.messages[-1].text().strip(), history
 
+    def options(self) -> dict:
+        """The answerer's keyword options: the system (and developer) messages joined, max_tokens, temperature."""
+        system = "\n".join(m.text() for m in self.messages if m.role in ("system", "developer") and m.text().strip())
+        return {"system": system or None, "max_tokens": self.max_completion_tokens or self.max_tokens, "temperature": self.temperature}
+
+
+def model_not_found(model: str) -> JSONResponse:
+    """OpenAI's 404 for a model this server doesn't serve."""
+    message = f"The model `{model[:100]}` does not exist; this server answers with `{MODEL_ID}` (see GET /v1/models)."
+    error = {"message": message, "type": "invalid_request_error", "param": "model", "code": "model_not_found"}
+    return JSONResponse({"error": error}, status_code=404)
+
+
+def citations_and_draft(answer: Answer) -> dict:
+    """The extra fields of the message (or final chunk): the citations, and the unchecked draft when one was kept."""
+    extra = {"citations": [asdict(c) for c in answer.citations]}
+    if answer.draft:
+        extra["draft"] = answer.draft
+    return extra
+
 
 def completion(answer: Answer, model: str, completion_id: str) -> dict:
-    """A chat.completion object for a whole Answer, with `citations` on the message."""
-    message = {"role": "assistant", "content": answer.answer, "citations": [asdict(c) for c in answer.citations]}
+    """A chat.completion object for a whole Answer, with `citations` (and any `draft`) on the message."""
+    message = {"role": "assistant", "content": answer.answer, **citations_and_draft(answer)}
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": answer.usage,
         "abstained": answer.abstained,
     }
 
@@ -90,11 +115,8 @@ def chunk(completion_id: str, model: str, delta: dict, finish: str | None = None
 
 
 async def chunk_events(items: AsyncIterator, model: str, completion_id: str) -> AsyncIterator[str]:
-    """Render Delta/Answer as OpenAI chunks; the final chunk carries the citations, then [DONE].
-
-    If the final answer differs from what streamed (an abstention or extractive fallback), the
-    difference is sent as one more content delta when it extends the streamed text, and the final
-    chunk's `answer` field always holds the whole answer."""
+    """Render Delta/Answer as OpenAI chunks: checked text as content, then a final chunk with the citations
+    and usage, then [DONE]. A failure becomes an OpenAI error object (the client raises it)."""
     streamed = ""
     yield chunk(completion_id, model, {"role": "assistant", "content": ""})
     async with aclosing(items):
@@ -104,22 +126,24 @@ async def chunk_events(items: AsyncIterator, model: str, completion_id: str) -> 
                     streamed += item.text
                     yield chunk(completion_id, model, {"content": item.text})
                 elif isinstance(item, Answer):
-                    if item.answer.startswith(streamed) and item.answer != streamed:
-                        yield chunk(completion_id, model, {"content": item.answer[len(streamed):]})
-                    citations = [asdict(c) for c in item.citations]
-                    yield chunk(completion_id, model, {}, "stop", citations=citations, answer=item.answer)
-        except BylineError as error:
-            body = {"error": {"message": str(error), "type": type(error).__name__, "code": error.http_status}}
-            yield f"data: {json.dumps(body)}\n\n"
+                    if rest := unstreamed_text(item, streamed):
+                        yield chunk(completion_id, model, {"content": rest})
+                    extra = citations_and_draft(item)
+                    yield chunk(completion_id, model, {}, "stop", usage=item.usage, abstained=item.abstained, **extra)
+        except Exception as error:  # noqa: BLE001 - the stream has begun: end it with an error object, never a cut-off
+            name, detail, status = stream_failure(error)
+            yield f"data: {json.dumps({'error': {'message': detail, 'type': name, 'code': status}})}\n\n"
     yield "data: [DONE]\n\n"
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion with citations")
 async def chat_completions(body: ChatRequest, request: Request):
     state = request.app.state
+    if body.model != MODEL_ID:
+        return model_not_found(body.model)
     question, history = body.question_and_history()
     check_question(question, state.settings)
-    call = partial(state.answerer.stream, question, history)
+    call = partial(state.answerer.stream, question, history, **body.options())
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if not body.stream:
         return completion(await run_in_gate(state.gate, call), body.model, completion_id)

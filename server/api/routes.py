@@ -1,13 +1,14 @@
 """The JSON API under /api: ask (JSON or server-sent events), search, articles, index rebuild and status.
 
-Routes validate, make one call into the core, and render. Answers stream as SSE events:
-`delta` ({"text"}) as the model generates, then `citations` (a list), then `final` (the whole Answer);
-a failure mid-stream becomes an `error` event.
+Routes validate, make one call into the core, and render. Answers stream as SSE events: `delta`
+({"text", "citations"}: checked sentences with their [n] markers and the citations they introduce), then
+`citations` (all of them), then `final` (the whole Answer); a failure mid-stream becomes an `error` event.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -27,6 +28,7 @@ from server.settings import Settings
 from server.answering.types import Answer, Delta
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["api"])
+log = logging.getLogger(__name__)
 
 ARTICLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -113,18 +115,54 @@ def sse(event: str, data) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def answer_body(answer: Answer) -> dict:
+    """An Answer as JSON; `draft` (the model's unchecked text) only when BYLINE_SHOW_DRAFT filled it."""
+    body = answer.to_dict()
+    if not body.get("draft"):
+        body.pop("draft", None)
+    return body
+
+
+def unstreamed_text(answer: Answer, streamed: str) -> str:
+    """The end of an answer its Deltas didn't carry (an abstention's message has no Delta), else "".
+
+    >>> from server.answering.types import Answer
+    >>> unstreamed_text(Answer("Q?", "Nothing found."), ""), unstreamed_text(Answer("Q?", "Rome [1]."), "Rome [1].")
+    ('Nothing found.', '')
+    """
+    return answer.answer[len(streamed):] if answer.answer.startswith(streamed) else ""
+
+
+def stream_failure(error: Exception) -> tuple[str, str, int]:
+    """(error name, message, HTTP status) for an exception that ended an answer stream; unexpected ones are logged.
+
+    >>> from index.errors import LLMUnavailable
+    >>> stream_failure(LLMUnavailable("the model crashed"))
+    ('LLMUnavailable', 'the model crashed', 503)
+    """
+    if isinstance(error, BylineError):
+        return type(error).__name__, str(error), error.http_status
+    log.exception("answer stream failed", exc_info=error)
+    return "InternalError", "the answer failed on the server; see its log", 500
+
+
 async def answer_events(items: AsyncIterator) -> AsyncIterator[str]:
-    """Render the core's Delta/Answer stream as SSE: delta*, citations, final (or error)."""
+    """Render the core's Delta/Answer stream as SSE: delta*, citations, final; any failure ends it with `error`."""
+    streamed = ""
     async with aclosing(items):
         try:
             async for item in items:
                 if isinstance(item, Delta):
-                    yield sse("delta", {"text": item.text})
+                    streamed += item.text
+                    yield sse("delta", {"text": item.text, "citations": [asdict(c) for c in item.citations]})
                 elif isinstance(item, Answer):
+                    if rest := unstreamed_text(item, streamed):
+                        yield sse("delta", {"text": rest, "citations": []})
                     yield sse("citations", [asdict(c) for c in item.citations])
-                    yield sse("final", item.to_dict())
-        except BylineError as error:
-            yield sse("error", {"error": type(error).__name__, "detail": str(error), "status": error.http_status})
+                    yield sse("final", answer_body(item))
+        except Exception as error:  # noqa: BLE001 - the stream has begun: the client gets an error event, never a cut-off
+            name, detail, status = stream_failure(error)
+            yield sse("error", {"error": name, "detail": detail, "status": status})
 
 
 @router.post("/api/ask", summary="Answer a question with numbered, checked citations")
@@ -135,7 +173,7 @@ async def ask(body: AskRequest, request: Request):
     filters = body.filters.to_filters() if body.filters else None
     call = partial(state.answerer.stream, body.question, history, body.k, filters)
     if not body.stream:
-        return (await run_in_gate(state.gate, call)).to_dict()
+        return answer_body(await run_in_gate(state.gate, call))
     state.gate.admit()
     events = answer_events(stream_in_thread(state.gate, call))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
