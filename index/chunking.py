@@ -95,11 +95,11 @@ def chunk_spans(text: str, words: int = 200, overlap_words: int = 40) -> list[tu
 def headline(title: str, source: str = "", published: str = "") -> str:
     """A title with its source and date, as passages, embeddings and sources lists show it.
 
-    >>> headline("Dongfeng in Italy", "Wire", "2024-04-10T08:00"), headline("Dongfeng in Italy")
-    ('Dongfeng in Italy (Wire, 2024-04-10)', 'Dongfeng in Italy')
+    >>> headline("Dongfeng in Italy", "Wire", "2024-04-10T08:00"), headline("Dongfeng in Italy"), headline("", "wire")
+    ('Dongfeng in Italy (Wire, 2024-04-10)', 'Dongfeng in Italy', '(wire)')
     """
     byline = ", ".join(part for part in (source, published[:10]) if part)
-    return f"{title} ({byline})" if byline else title
+    return f"{title} ({byline})".lstrip() if byline else title
 
 
 def embedding_text(chunk_text: str, title: str = "", source: str = "", published: str = "", with_metadata: bool = True) -> str:

@@ -11,10 +11,37 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from index.errors import CorpusFileError
-from index.readers import Record, decode_bytes, normalized_for_duplicates, parse_html, parse_json_records, parse_markdown
+from index.formats.feeds import parse_feed
+from index.formats.pdf import parse_pdf
+from index.formats.warc import parse_warc
+from index.formats.word import parse_docx
+from index.readers import (
+    Record,
+    decode_bytes,
+    fallback_source,
+    normalized_for_duplicates,
+    parse_html,
+    parse_json_records,
+    parse_markdown,
+)
 from index.types import Article, Skipped
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl")
+# Binary formats read from bytes: one article per file, or one per record (feed entry, WARC response).
+BINARY_READERS = {".pdf": parse_pdf, ".docx": parse_docx}
+MULTI_RECORD_READERS = {".rss": parse_feed, ".atom": parse_feed, ".xml": parse_feed, ".warc": parse_warc,
+                        ".warc.gz": parse_warc}
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl", *BINARY_READERS,
+                      *MULTI_RECORD_READERS)
+
+
+def file_suffix(name: str) -> str:
+    """The lower-case suffix that picks a reader; two parts for a compressed archive.
+
+    >>> file_suffix("crawl.WARC.gz"), file_suffix("notes.tar.gz"), file_suffix("story.md")
+    ('.warc.gz', '.gz', '.md')
+    """
+    lowered = name.lower()
+    return ".warc.gz" if lowered.endswith(".warc.gz") else os.path.splitext(lowered)[1]
 
 
 def article_id(path: str, key: str = "") -> str:
@@ -54,7 +81,7 @@ def read_corpus(
         raise CorpusFileError(f"{root}: no such file or folder")
     skipped: list[Skipped] = []
     if root.is_file():
-        if root.suffix.lower() not in SUPPORTED_SUFFIXES:
+        if file_suffix(root.name) not in SUPPORTED_SUFFIXES:
             reason = f"unsupported file type {root.suffix or '(none)'}; Byline reads {', '.join(SUPPORTED_SUFFIXES)}"
             return [], [Skipped(root.name, reason)]
         files = [(root.name, root)]
@@ -77,6 +104,8 @@ def read_corpus(
             if key in seen_texts:
                 skipped.append(Skipped(item.path, f"duplicate of {seen_texts[key]}"))
                 continue
+            if not item.source:
+                item = replace(item, source=fallback_source(item.url, _folder_name(root, rel)))
             if item.id in seen_ids:  # two records of one JSON file share a url: fall back to the record number
                 item = replace(item, id=article_id(rel, "#" + item.path.rpartition("#")[2]))
             seen_texts[key] = item.path
@@ -115,8 +144,14 @@ def _walk(root: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Path]]:
             if name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
-            if os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES or _is_symlink_loop(full):
+            if file_suffix(name) in SUPPORTED_SUFFIXES or _is_symlink_loop(full):
                 yield _relative(root, full), Path(full)
+
+
+def _folder_name(root: Path, rel: str) -> str:
+    """The name of the folder a corpus file sits in (the corpus folder itself for a top-level file)."""
+    parent = Path(rel).parent.name
+    return parent or (root.parent.name if root.is_file() else root.resolve().name)
 
 
 def _relative(root: Path, path: str | os.PathLike) -> str:
@@ -158,8 +193,13 @@ def _read_file(path: Path, rel: str, max_file_bytes: int) -> list[Article | Skip
         return [Skipped(rel, f"can't read: {error.strerror or error}")]
     if not data.strip():
         return [Skipped(rel, "empty file")]
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path.name)
     try:
+        if suffix in MULTI_RECORD_READERS:
+            return [_json_article(rel, number, record) for number, record in
+                    enumerate(MULTI_RECORD_READERS[suffix](data), start=1)]
+        if suffix in BINARY_READERS:
+            return [_article(article_id(rel), rel, BINARY_READERS[suffix](data))]
         text = decode_bytes(data)
         if not text.strip():
             return [Skipped(rel, "empty file")]
@@ -175,7 +215,7 @@ def _read_file(path: Path, rel: str, max_file_bytes: int) -> list[Article | Skip
 
 
 def _json_article(rel: str, number: int, record: Record | str) -> Article | Skipped:
-    """One record of a JSON/JSONL file as an Article at `rel#number`, or its Skipped."""
+    """One record of a multi-record file (JSON, JSONL, feed, WARC) as an Article at `rel#number`, or its Skipped."""
     path = f"{rel}#{number}"
     if isinstance(record, str):
         return Skipped(path, record)

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from urllib.parse import urlsplit
 
 from index.errors import CorpusFileError
 
@@ -119,6 +120,28 @@ def record_from_fields(fields: dict, text: str) -> Record:
     )
 
 
+def fallback_source(url: str, folder: str) -> str:
+    """The source to show when an article names none: the URL's domain, else the folder it was found in.
+
+    >>> fallback_source("https://www.example.com/a", "wire"), fallback_source("", "wire")
+    ('example.com', 'wire')
+    """
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host.removeprefix("www.") or folder
+
+
+def drop_repeated_title(text: str, title: str) -> str:
+    """The text without its first line when that line only repeats the title (a page's <h1>, a PDF's heading).
+
+    >>> drop_repeated_title("Rome courts Dongfeng\\n\\nTalks began.", "Rome courts Dongfeng")
+    'Talks began.'
+    """
+    first_line, _, rest = text.partition("\n")
+    if title and " ".join(first_line.split()) == title and rest.strip():
+        return rest.strip()
+    return text
+
+
 def split_heading(text: str) -> tuple[str, str]:
     """Split a leading Markdown heading off the text: (title, rest); ("", text) when there is none.
 
@@ -160,21 +183,19 @@ def parse_markdown(text: str) -> Record:
     return record
 
 
-def parse_html(html: str) -> Record:
-    """Extract the main text of an HTML page with trafilatura (menus and footers dropped), keeping title and date."""
+def parse_html(html: str, url: str = "") -> Record:
+    """Extract the main text of an HTML page with trafilatura (menus and footers dropped), with the page's own
+    metadata: title, site name, author, date and canonical URL (else `url`, where the page was found)."""
     import trafilatura
 
-    document = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
+    document = trafilatura.bare_extraction(html, url=url or None, with_metadata=True, include_comments=False)
     fields = document.as_dict() if hasattr(document, "as_dict") else (document or {})
     text = clean_text(fields.get("text") or "")
     if not text:
         raise CorpusFileError("no article text found in the HTML page")
     title = _field(fields.get("title"))
-    first_line, _, rest = text.partition("\n")
-    if title and first_line.strip() == title and rest.strip():
-        text = rest.strip()  # the page's <h1> repeats the title
     return Record(
-        text=text,
+        text=drop_repeated_title(text, title),
         title=title,
         source=_field(fields.get("sitename")),
         url=_field(fields.get("url")),

@@ -76,7 +76,8 @@ def test_incremental_build_reembeds_only_the_edited_article(three_articles, tmp_
     summary = build_index(three_articles, index_dir, fake_embedder)
 
     assert (summary.added, summary.changed, summary.unchanged, summary.removed) == (0, 1, 1, 1)
-    assert fake_embedder.embedded == ["Snow closed schools across Aberdeen on Friday morning."]
+    # weather.txt names no source: the corpus folder's name stands in for it.
+    assert fake_embedder.embedded == ["(corpus)\nSnow closed schools across Aberdeen on Friday morning."]
     after = load_index(index_dir)
     assert {a.path for a in after.articles.values()} == {"dongfeng.md", "weather.txt"}
     assert by_path["stellantis.md"].id not in {c.article_id for c in after.chunks}
