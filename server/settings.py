@@ -109,8 +109,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port `byline serve` listens on.")
     admin_token: str = Field(default="", description="Bearer token for POST /api/index/rebuild; empty disables it.")
     api_keys: list[str] = Field(
-        default_factory=list, description="Keys accepted for /api/* and /v1/* (JSON list); empty means open."
+        default_factory=list,
+        description="Keys (JSON list) needed for everything but /healthz and /static/: a header, or the login form's cookie; empty means open.",
     )
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 365, description="How long a login cookie stays valid.")
     queue_size: int = Field(default=8, ge=0, le=1000, description="Requests that may wait for the LLM before 429.")
     max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are refused.")
 

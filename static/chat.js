@@ -19,12 +19,8 @@
     return node;
   }
 
-  function headers() {
-    const h = { "Content-Type": "application/json" };
-    const key = document.getElementById("api-key").value.trim();
-    if (key) h["Authorization"] = "Bearer " + key;
-    return h;
-  }
+  // With BYLINE_API_KEYS set, the login cookie (HttpOnly, sent with every same-origin fetch) carries the key.
+  const headers = () => ({ "Content-Type": "application/json" });
 
   function filters() {
     const after = document.getElementById("after").value;
@@ -219,7 +215,7 @@
       detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
     } catch (ignored) { /* keep the status text */ }
     if (response.status === 429) detail += " (retry after " + (response.headers.get("Retry-After") || "a few") + " s)";
-    if (response.status === 401) detail += " — enter the API key under Filters.";
+    if (response.status === 401) detail += " — your login has expired: reload the page to log in again.";
     return "Error " + response.status + ": " + detail;
   }
 

@@ -156,7 +156,7 @@ def live_server(tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"byline serve did not start:\n{(root / 'server.log').read_text()[-3000:]}")
             try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{base_url}/readyz", headers={"X-API-Key": "test-key"}, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -34,15 +34,15 @@ def browser():
 
 
 def open_chat(browser, live_server, **context_options):
-    """A chat page with the API key entered; returns (page, dialogs seen, /api/ask payloads sent)."""
+    """A chat page after logging in with the API key; returns (page, dialogs seen, /api/ask payloads sent)."""
     page = browser.new_context(**context_options).new_page()
     dialogs, asked = [], []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.on("request", lambda r: asked.append(json.loads(r.post_data)) if r.url.endswith("/api/ask") else None)
     page.goto(live_server.base_url + "/")
-    page.click("details.filters summary")
-    page.fill("#api-key", live_server.api_key)
-    page.click("details.filters summary")
+    page.fill("#key", live_server.api_key)
+    page.click("#login")
+    page.wait_for_selector("#ask-form")
     return page, dialogs, asked
 
 
@@ -117,6 +117,8 @@ def test_article_view_highlights_span_and_shows_markup_as_text(browser, live_ser
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{live_server.base_url}/articles/{hit['article_id']}?start={hit['start']}&end={hit['end']}")
+    page.fill("#key", live_server.api_key)  # the login form, which then comes back to this article and span
+    page.click("#login")
     body = page.locator("#article-text").inner_text()
     assert "<script>alert(1)</script>" in body and "<img src=x onerror=alert(2)>" in body
     assert "<script>alert(1)</script>" in page.locator("h1").inner_text()

@@ -4,14 +4,17 @@ turn domain errors into JSON, add the security headers, and mount the routers.""
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from index.errors import BylineError, QueueFull
+from server.api.auth import KeyWall, unauthorized
 from server.api.limits import AnswerGate
 from server.api.rebuild import Rebuilder
 from server.settings import REPO_ROOT, Settings
@@ -103,9 +106,17 @@ async def byline_error(request: Request, error: BylineError) -> JSONResponse:
     return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
+async def http_error(request: Request, error: HTTPException):
+    """An HTTP error as JSON ({"error", "detail"}); a 401 on a page is the login form instead."""
+    if error.status_code == 401:
+        return unauthorized(request, str(error.detail))
+    body = {"error": HTTPStatus(error.status_code).phrase, "detail": error.detail}
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
 def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, answerer=None) -> FastAPI:
     """Build the app; the lifespan loads what was not injected. Tests inject fakes here."""
-    from server.api import openai_routes, pages, routes
+    from server.api import auth, openai_routes, pages, routes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -118,10 +129,13 @@ def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, an
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(KeyWall, settings=settings)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(BylineError, byline_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
     app.include_router(pages.router)
+    app.include_router(auth.router)
     app.mount("/static", StaticFiles(directory=Path(STATIC_DIR)), name="static")
     return app

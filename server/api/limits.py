@@ -1,4 +1,4 @@
-"""Request limits at the HTTP edge: one answer at a time behind a bounded queue, API keys, the admin token.
+"""Request limits at the HTTP edge: one answer at a time behind a bounded queue.
 
 The LLM is the scarce resource: `AnswerGate` lets one request generate while at most
 `queue_size` others wait; the next one is refused with `QueueFull` (429 + Retry-After).
@@ -8,18 +8,15 @@ the client goes away, so the model is freed for the next request.
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from index.errors import QueueFull
-from server.settings import Settings
 
 _DONE = object()
 
@@ -108,46 +105,3 @@ class GatedStreamingResponse(StreamingResponse):
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()
             self.gate.leave()
-
-
-def presented_key(request: Request) -> str:
-    """The key a client sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("x-api-key", "").strip()
-
-
-def _matches(key: str, accepted: list[str]) -> bool:
-    """Constant-time membership test, so timing does not leak key prefixes."""
-    found = False
-    for candidate in accepted:
-        found |= bool(candidate) and hmac.compare_digest(key.encode(), candidate.encode())
-    return found
-
-
-def require_api_key(request: Request) -> None:
-    """Dependency for /api/* and /v1/*: when BYLINE_API_KEYS is set, a valid key is required (401)."""
-    settings: Settings = request.app.state.settings
-    if not settings.api_keys:
-        return
-    accepted = list(settings.api_keys) + ([settings.admin_token] if settings.admin_token else [])
-    if not _matches(presented_key(request), accepted):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong API key: send `Authorization: Bearer <key>` with one of BYLINE_API_KEYS",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-def require_admin(request: Request) -> None:
-    """Dependency for the rebuild endpoint: 403 when no BYLINE_ADMIN_TOKEN is set, 401 on a wrong token."""
-    settings: Settings = request.app.state.settings
-    if not settings.admin_token:
-        raise HTTPException(status_code=403, detail="rebuild is disabled: set BYLINE_ADMIN_TOKEN to enable it")
-    if not _matches(presented_key(request), [settings.admin_token]):
-        raise HTTPException(
-            status_code=401,
-            detail="rebuild needs `Authorization: Bearer <BYLINE_ADMIN_TOKEN>`",
-            headers={"WWW-Authenticate": "Bearer"},
-        )

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
 
+from server.api.html import templates
 from server.api.routes import find_article
-from server.settings import REPO_ROOT
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(REPO_ROOT / "templates"), autoescape=True))
 
 
 def split_span(text: str, start: int | None, end: int | None) -> tuple[str, str, str]:

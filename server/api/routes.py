@@ -23,11 +23,12 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from index.errors import ArticleNotFound, BylineError
 from index.types import Article, Filters
-from server.api.limits import GatedStreamingResponse, require_admin, require_api_key, run_in_gate, stream_in_thread
+from server.api.auth import require_admin
+from server.api.limits import GatedStreamingResponse, run_in_gate, stream_in_thread
 from server.settings import Settings
 from server.answering.types import Answer, Delta
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["api"])
+router = APIRouter(tags=["api"])
 log = logging.getLogger(__name__)
 
 ARTICLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
