@@ -26,7 +26,7 @@ from index.store import (
     publish,
     write_generation,
 )
-from index.types import Article, BuildSummary, Chunk, Skipped
+from index.types import Article, BuildSummary, Chunk, CorpusLimits, FileWarning, Skipped
 
 EMBED_BATCH = 256  # chunks per embedder call: big enough to keep the model busy, small enough for progress
 Progress = Callable[[str, int, int], None]
@@ -105,7 +105,7 @@ def build_index(
     chunk: ChunkSettings = ChunkSettings(),
     *,
     full: bool = False,
-    max_file_bytes: int = 20_000_000,
+    limits: CorpusLimits = CorpusLimits(),
     progress: Progress | None = None,
     wait: bool = False,
 ) -> BuildSummary:
@@ -121,7 +121,7 @@ def build_index(
     with build_lock(index_dir, wait=wait):
         collect_garbage(index_dir, keep=None)  # folders of builds that were killed
         report("reading", 0, 0)
-        articles, skipped = _read_unique(Path(corpus), max_file_bytes, report)
+        articles, skipped, warnings = _read_unique(Path(corpus), limits, chunk, report)
         hashes = {article.id: content_hash(article) for article in articles}
         previous, next_id = _previous(index_dir)
         reuse = previous is not None and not full and _compatible(previous, embedder, chunk)
@@ -138,6 +138,7 @@ def build_index(
             return BuildSummary(
                 **summary,
                 skipped=plan.skipped,
+                warnings=warnings,
                 chunks_total=len(previous.chunks),
                 seconds=time.perf_counter() - started,
             )
@@ -173,16 +174,19 @@ def build_index(
     return BuildSummary(
         **summary,
         skipped=plan.skipped,
+        warnings=warnings,
         chunks_embedded=len(new_chunks),
         chunks_total=len(all_chunks),
         seconds=time.perf_counter() - started,
     )
 
 
-def _read_unique(corpus: Path, max_file_bytes: int, report: Progress) -> tuple[list[Article], list[Skipped]]:
+def _read_unique(
+    corpus: Path, limits: CorpusLimits, chunk: ChunkSettings, report: Progress
+) -> tuple[list[Article], list[Skipped], tuple[FileWarning, ...]]:
     """Read the corpus; a second article with an id already seen is skipped, not silently merged."""
-    articles, skipped = read_corpus(
-        corpus, max_file_bytes=max_file_bytes, progress=lambda done, total: report("reading", done, total)
+    articles, skipped, warnings = read_corpus(
+        corpus, limits=limits, chunk=chunk, progress=lambda done, total: report("reading", done, total)
     )
     seen: dict[str, Article] = {}
     for article in articles:
@@ -190,7 +194,7 @@ def _read_unique(corpus: Path, max_file_bytes: int, report: Progress) -> tuple[l
             skipped.append(Skipped(article.path, f"duplicate article id {article.id} (also {seen[article.id].path})"))
         else:
             seen[article.id] = article
-    return list(seen.values()), list(skipped)
+    return list(seen.values()), list(skipped), tuple(warnings)
 
 
 def _previous(index_dir: Path) -> tuple[IndexSnapshot | None, int]:

@@ -6,10 +6,13 @@ import errno
 import hashlib
 import json
 import os
+import stat
+from collections.abc import Callable
 from dataclasses import replace
-from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
+from index.chunking import ChunkSettings, chunk_spans
 from index.errors import CorpusFileError
 from index.formats.feeds import parse_feed
 from index.formats.pdf import parse_pdf
@@ -17,42 +20,71 @@ from index.formats.warc import parse_warc
 from index.formats.word import parse_docx
 from index.readers import (
     Record,
-    decode_bytes,
     fallback_source,
     normalized_for_duplicates,
-    parse_html,
-    parse_json_records,
-    parse_markdown,
+    read_html,
+    read_json,
+    read_jsonl,
+    read_markdown,
 )
-from index.types import Article, Skipped
+from index.types import Article, CorpusLimits, FileWarning, Skipped
+from index.walk import kind_of, open_regular_file, shown_path, walk_corpus
 
-# Binary formats read from bytes: one article per file, or one per record (feed entry, WARC response).
-BINARY_READERS = {".pdf": parse_pdf, ".docx": parse_docx}
-MULTI_RECORD_READERS = {".rss": parse_feed, ".atom": parse_feed, ".xml": parse_feed, ".warc": parse_warc,
-                        ".warc.gz": parse_warc}
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl", *BINARY_READERS,
-                      *MULTI_RECORD_READERS)
+# A reader turns a file's bytes into one Record, or into (number, Record or reason) per record for a format
+# that holds many. Problems raise CorpusFileError(reason). A new format is one more entry here.
+Reader = Callable[[bytes], "Record | list[tuple[int, Record | str]]"]
 
 
-def file_suffix(name: str) -> str:
-    """The lower-case suffix that picks a reader; two parts for a compressed archive.
+def numbered(reader: Callable[[bytes], list]) -> Reader:
+    """A reader of a list of records (feed entries, WARC responses) as a Reader, its records numbered from 1."""
 
-    >>> file_suffix("crawl.WARC.gz"), file_suffix("notes.tar.gz"), file_suffix("story.md")
-    ('.warc.gz', '.gz', '.md')
-    """
-    lowered = name.lower()
-    return ".warc.gz" if lowered.endswith(".warc.gz") else os.path.splitext(lowered)[1]
+    def read(data: bytes) -> list[tuple[int, Record | str]]:
+        return list(enumerate(reader(data), start=1))
+
+    read.__doc__ = reader.__doc__
+    return read
+
+
+READERS: dict[str, Reader] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_markdown,
+    ".html": read_html,
+    ".htm": read_html,
+    ".json": read_json,
+    ".jsonl": read_jsonl,
+    ".pdf": parse_pdf,
+    ".docx": parse_docx,
+    ".rss": numbered(parse_feed),
+    ".atom": numbered(parse_feed),
+    ".xml": numbered(parse_feed),
+    ".warc": numbered(parse_warc),
+    ".warc.gz": numbered(parse_warc),
+}
+_METADATA_FIELDS = ("title", "source", "url", "author", "published")
+
+
+class CorpusRead(NamedTuple):
+    """What reading a corpus gave: the articles, the files (or records) skipped, and what was left out of some."""
+
+    articles: list[Article]
+    skipped: list[Skipped]
+    warnings: list[FileWarning]
 
 
 def article_id(path: str, key: str = "") -> str:
     """A stable article id: 16 hex digits of the SHA-1 of the corpus-relative path (plus a record key).
 
+    File names that aren't UTF-8 (surrogates from os.fsdecode) hash as their raw bytes, so ids stay distinct.
+
     >>> article_id("dongfeng.md")
     '01fa69ec9f9cd5cb'
     >>> article_id("news.json", "https://example.com/a") != article_id("news.json", "https://example.com/b")
     True
+    >>> article_id(os.fsdecode(b"bad_\\xff.md")) != article_id(os.fsdecode(b"bad_\\xfe.md"))
+    True
     """
-    return hashlib.sha1(f"{path}#{key}".encode("utf-8") if key else path.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1((f"{path}#{key}" if key else path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def content_hash(article: Article) -> str:
@@ -65,40 +97,59 @@ def content_hash(article: Article) -> str:
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def file_suffix(name: str) -> str:
+    """The lower-case suffix that picks a reader; two parts for a compressed archive.
+
+    >>> file_suffix("crawl.WARC.gz"), file_suffix("notes.tar.gz"), file_suffix("story.md")
+    ('.warc.gz', '.gz', '.md')
+    """
+    lowered = name.lower()
+    return ".warc.gz" if lowered.endswith(".warc.gz") else os.path.splitext(lowered)[1]
+
+
+def unsupported(name: str) -> str | None:
+    """Why Byline can't read a file of this name, or None when a reader takes its suffix.
+
+    >>> unsupported("a.MD"), unsupported("a.xyz"), unsupported("README")
+    (None, 'unsupported type .xyz', 'unsupported type (no extension)')
+    """
+    suffix = file_suffix(name)
+    return None if suffix in READERS else f"unsupported type {shown_path(suffix) or '(no extension)'}"
+
+
 def read_corpus(
     root: Path,
     *,
-    max_file_bytes: int = 20_000_000,
+    limits: CorpusLimits = CorpusLimits(),
+    chunk: ChunkSettings = ChunkSettings(),
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Article], list[Skipped]]:
+) -> CorpusRead:
     """Read every supported file under `root` (recursively, in sorted order) or `root` itself if it is a file.
 
-    Never raises for a bad file: it comes back as Skipped(path, reason). Raises CorpusFileError only when
-    `root` doesn't exist or can't be read. `progress(done, total)` is called after each file.
+    Never raises for a bad file: it comes back as Skipped(path, reason), and every other entry of the folder
+    too, so each one is accounted for. Raises CorpusFileError only when `root` doesn't exist or can't be
+    listed. `chunk` sets how articles are counted against the chunk limit. `progress(done, total)` is called
+    after each file.
     """
-    root = Path(root)
-    if not root.exists():
-        raise CorpusFileError(f"{root}: no such file or folder")
+    root = os.fspath(root)
+    if not os.path.exists(root):
+        raise CorpusFileError(f"{shown_path(root)}: no such file or folder")
     skipped: list[Skipped] = []
-    if root.is_file():
-        if file_suffix(root.name) not in SUPPORTED_SUFFIXES:
-            reason = f"unsupported file type {root.suffix or '(none)'}; Byline reads {', '.join(SUPPORTED_SUFFIXES)}"
-            return [], [Skipped(root.name, reason)]
-        files = [(root.name, root)]
-    elif root.is_dir():
+    if os.path.isdir(root):
         if not os.access(root, os.R_OK | os.X_OK):
-            raise CorpusFileError(f"{root}: permission denied, can't list the folder")
-        files = sorted(_walk(root, skipped))
+            raise CorpusFileError(f"{shown_path(root)}: permission denied, can't list the folder")
+        files = sorted(walk_corpus(root, unsupported, skipped))
     else:
-        raise CorpusFileError(f"{root}: not a file or folder")
+        files = _single_file(root, skipped)
 
     articles: list[Article] = []
+    warnings: list[FileWarning] = []
     seen_ids: set[str] = set()
     seen_texts: dict[str, str] = {}
     for done, (rel, path) in enumerate(files, start=1):
-        for item in _read_file(path, rel, max_file_bytes):
-            if isinstance(item, Skipped):
-                skipped.append(item)
+        for item in _read_file(path, rel, limits, chunk):
+            if isinstance(item, (Skipped, FileWarning)):
+                (skipped if isinstance(item, Skipped) else warnings).append(item)
                 continue
             key = normalized_for_duplicates(item.text)
             if key in seen_texts:
@@ -113,118 +164,96 @@ def read_corpus(
             articles.append(item)
         if progress:
             progress(done, len(files))
-    return articles, skipped
+    duplicates = {s.path for s in skipped if s.reason.startswith("duplicate of")}
+    return CorpusRead(articles, skipped, [w for w in warnings if w.path not in duplicates])
 
 
-def _walk(root: Path, skipped: list[Skipped]) -> Iterator[tuple[str, Path]]:
-    """Yield (corpus-relative posix path, path) for each supported file; loops and unreadable folders go to skipped."""
-    top = os.path.realpath(root)
-    visited = {top}
-
-    def unreadable(error: OSError) -> None:
-        skipped.append(Skipped(_relative(root, error.filename), f"can't list folder: {error.strerror or error}"))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
-        here = os.path.realpath(dirpath)
-        for name in sorted(dirnames):
-            dirnames.remove(name)
-            if name.startswith("."):
-                continue
-            full = os.path.join(dirpath, name)
-            real = os.path.realpath(full)
-            encloses_corpus = top.startswith(real + os.sep)  # a link up to a parent would walk it all, then loop
-            if real in visited or encloses_corpus:
-                is_loop = encloses_corpus or here == real or here.startswith(real + os.sep)
-                what = "symlink loop: points back to" if is_loop else "symlink to a folder already read:"
-                skipped.append(Skipped(_relative(root, full), f"{what} {_relative(root, real) or '.'}"))
-                continue
-            visited.add(real)
-            dirnames.append(name)
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            full = os.path.join(dirpath, name)
-            if file_suffix(name) in SUPPORTED_SUFFIXES or _is_symlink_loop(full):
-                yield _relative(root, full), Path(full)
+def _single_file(path: str, skipped: list[Skipped]) -> list[tuple[str, str]]:
+    """[(name, path)] for a corpus that is one file, or [] with the reason it can't be read in `skipped`."""
+    name = os.path.basename(path)
+    mode = os.stat(path).st_mode
+    reason = f"{kind_of(mode)}, not a regular file" if not stat.S_ISREG(mode) else unsupported(name)
+    if reason:
+        skipped.append(Skipped(shown_path(name), reason))
+        return []
+    return [(name, path)]
 
 
-def _folder_name(root: Path, rel: str) -> str:
+def _folder_name(root: str, rel: str) -> str:
     """The name of the folder a corpus file sits in (the corpus folder itself for a top-level file)."""
-    parent = Path(rel).parent.name
-    return parent or (root.parent.name if root.is_file() else root.resolve().name)
+    parent = os.path.basename(os.path.dirname(rel))
+    folder = os.path.dirname(os.path.abspath(root)) if os.path.isfile(root) else os.path.realpath(root)
+    return shown_path(parent or os.path.basename(folder))
 
 
-def _relative(root: Path, path: str | os.PathLike) -> str:
-    """The corpus-relative posix path of `path` (absolute paths outside the corpus stay as they are)."""
+def _read_bytes(path: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; CorpusFileError for anything else."""
+    with os.fdopen(open_regular_file(path), "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        data = file.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise CorpusFileError(f"file is {max(size, len(data)):,} bytes, over the {max_bytes:,}-byte limit")
+    return data
+
+
+def _read_file(path: str, rel: str, limits: CorpusLimits, chunk: ChunkSettings) -> list[Article | Skipped | FileWarning]:
+    """The articles of one file and what was left out of them, or the reasons it (or some records) can't be used."""
+    shown = shown_path(rel)
     try:
-        relative = Path(os.path.relpath(path, root)).as_posix()
-    except ValueError:
-        return str(path)
-    return str(path) if relative == ".." or relative.startswith("../") else relative
-
-
-def _is_symlink_loop(path: str) -> bool:
-    """Whether `path` is a symlink that can't be resolved because it loops."""
-    if not os.path.islink(path):
-        return False
-    try:
-        os.stat(path)
-    except OSError as error:
-        return error.errno == errno.ELOOP
-    return False
-
-
-def _read_file(path: Path, rel: str, max_file_bytes: int) -> list[Article | Skipped]:
-    """The articles of one file, or the reasons it (or some of its records) can't be used."""
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            return [Skipped(rel, "is a folder, not a file")]
-        if size > max_file_bytes:
-            return [Skipped(rel, f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit")]
-        data = path.read_bytes()
-    except PermissionError:
-        return [Skipped(rel, "permission denied: the file is unreadable")]
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return [Skipped(rel, "symlink loop: the link never reaches a file")]
-        if error.errno == errno.ENOENT and os.path.islink(path):
-            return [Skipped(rel, f"broken symlink to {os.readlink(path)}")]
-        return [Skipped(rel, f"can't read: {error.strerror or error}")]
-    if not data.strip():
-        return [Skipped(rel, "empty file")]
-    suffix = file_suffix(path.name)
-    try:
-        if suffix in MULTI_RECORD_READERS:
-            return [_json_article(rel, number, record) for number, record in
-                    enumerate(MULTI_RECORD_READERS[suffix](data), start=1)]
-        if suffix in BINARY_READERS:
-            return [_article(article_id(rel), rel, BINARY_READERS[suffix](data))]
-        text = decode_bytes(data)
-        if not text.strip():
-            return [Skipped(rel, "empty file")]
-        if suffix in (".json", ".jsonl"):
-            return [_json_article(rel, number, record) for number, record in
-                    parse_json_records(text, lines=suffix == ".jsonl")]
-        record = parse_html(text) if suffix in (".html", ".htm") else parse_markdown(text)
+        data = _read_bytes(path, limits.max_file_bytes)
     except CorpusFileError as error:
-        return [Skipped(rel, str(error))]
+        return [Skipped(shown, str(error))]
+    except PermissionError:
+        return [Skipped(shown, "permission denied: the file is unreadable")]
+    except OSError as error:
+        what = "symlink loop: the link never reaches a file" if error.errno == errno.ELOOP else None
+        return [Skipped(shown, what or f"can't read: {error.strerror or error}")]
+    if not data.strip():
+        return [Skipped(shown, "empty file")]
+    suffix = file_suffix(rel)
+    try:
+        result = READERS[suffix](data)
+    except CorpusFileError as error:
+        return [Skipped(shown, str(error))]
     except Exception as error:  # a parser library failing on odd input still must not stop the build
-        return [Skipped(rel, f"can't parse this {suffix} file: {type(error).__name__}: {error}")]
-    return [_article(article_id(rel), rel, record)]
+        return [Skipped(shown, f"can't parse this {suffix} file: {type(error).__name__}: {error}")]
+    if isinstance(result, Record):
+        return _article(article_id(rel), shown, result, limits, chunk)
+    if len(result) > limits.max_records_per_file:
+        return [Skipped(shown, f"holds {len(result):,} records, over the {limits.max_records_per_file:,}-record limit per file")]
+    items: list[Article | Skipped | FileWarning] = []
+    for number, record in result:
+        if isinstance(record, str):
+            items.append(Skipped(f"{shown}#{number}", record))
+        else:
+            items += _article(article_id(rel, record.url or f"#{number}"), f"{shown}#{number}", record, limits, chunk)
+    return items
 
 
-def _json_article(rel: str, number: int, record: Record | str) -> Article | Skipped:
-    """One record of a multi-record file (JSON, JSONL, feed, WARC) as an Article at `rel#number`, or its Skipped."""
-    path = f"{rel}#{number}"
-    if isinstance(record, str):
-        return Skipped(path, record)
-    return _article(article_id(rel, record.url or f"#{number}"), path, record)
+def _article(id_: str, path: str, record: Record, limits: CorpusLimits, chunk: ChunkSettings) -> list[Article | Skipped | FileWarning]:
+    """A Record as an Article with its id and corpus path, and its warnings; or Skipped when it is too long."""
+    count = _chunks_at_least(record.text, chunk, limits.max_chunks_per_article)
+    if count > limits.max_chunks_per_article:
+        reason = f"too long: at least {count:,} chunks, over the {limits.max_chunks_per_article:,}-chunk limit per article"
+        return [Skipped(path, reason)]
+    too_long = [name for name in _METADATA_FIELDS if len(getattr(record, name)) > limits.max_metadata_chars]
+    warnings = list(record.warnings) + [
+        f"{name} is {len(getattr(record, name)):,} characters, over the {limits.max_metadata_chars:,}-character limit: left out"
+        for name in too_long
+    ]
+    record = replace(record, **{name: "" for name in too_long})
+    article = Article(id=id_, text=record.text, title=record.title, source=record.source, url=record.url,
+                      author=record.author, published=record.published, path=path)
+    return [article, *(FileWarning(path, message) for message in warnings)]
 
 
-def _article(id_: str, path: str, record: Record) -> Article:
-    """Give a Record its id and corpus path."""
-    return Article(id=id_, text=record.text, title=record.title, source=record.source, url=record.url,
-                   author=record.author, published=record.published, path=path)
+def _chunks_at_least(text: str, chunk: ChunkSettings, limit: int) -> int:
+    """How many chunks `text` makes; only a cheap lower bound (from its word count) when that already passes `limit`.
 
-
+    >>> _chunks_at_least("a\\n" * 1000, ChunkSettings(10, 0), 5), _chunks_at_least("One. Two.", ChunkSettings(10, 0), 5)
+    (100, 1)
+    """
+    lower_bound = -(-len(text.split()) // chunk.words)
+    if lower_bound > limit:
+        return lower_bound
+    return len(chunk_spans(text, chunk.words, chunk.overlap_words))

@@ -1,29 +1,38 @@
-"""Readers for each corpus format: bytes or text in, `Record`s out. Problems raise CorpusFileError(reason)."""
+"""Readers for each corpus format: a file's bytes in, `Record`s out. Problems raise CorpusFileError(reason).
+
+A reader returns one Record (a one-article format) or a list of (number, Record or reason) (a format that
+holds many records, such as JSON). index/corpus.py maps each file suffix to its reader.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from index.decoding import CONTROL_CHARACTERS, decode_text
 from index.errors import CorpusFileError
+from index.metadata import field_text, normalize_date, split_front_matter
 
-# A declared charset in the first bytes of an HTML page or an XML declaration.
-_DECLARED_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)|<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
 _ATX_HEADING = re.compile(r"\A[ \t]*#{1,6}[ \t]+(?P<title>[^\n]*?)[ \t#]*(?:\n|\Z)")
 _SETEXT_HEADING = re.compile(r"\A[ \t]*(?P<title>[^\n]*\S)[ \t]*\n[ \t]*={3,}[ \t]*(?:\n|\Z)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BODY_FIELDS = ("body", "text", "content")
 _DATE_FIELDS = ("published_at", "published", "date")
-# EBCDIC code pages turn any run of high bytes into letters; a news archive is never in one unless it says so.
-_EBCDIC = frozenset({"cp037", "cp273", "cp424", "cp500", "cp875", "cp1026", "cp1140"})
+# Record field, then the metadata keys it is read from, first found wins.
+_TEXT_FIELDS = (
+    ("title", ("title", "headline")),
+    ("source", ("source", "outlet", "publisher")),
+    ("url", ("url", "link")),
+    ("author", ("author", "authors", "byline")),
+)
 
 
 @dataclass(frozen=True)
 class Record:
-    """One article's text and metadata as read from a file, before it gets an id and a path."""
+    """One article's text and metadata as read from a file, before it gets an id and a path.
+
+    `warnings` name what was left out of it (an impossible date, a title that is a mapping)."""
 
     text: str
     title: str = ""
@@ -31,6 +40,7 @@ class Record:
     url: str = ""
     author: str = ""
     published: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def clean_text(text: str) -> str:
@@ -39,7 +49,7 @@ def clean_text(text: str) -> str:
     >>> clean_text("  Line one.  \\r\\n\\r\\n\\r\\nLine\\x00 two.\\n")
     'Line one.\\n\\nLine two.'
     """
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = CONTROL_CHARACTERS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
@@ -53,71 +63,42 @@ def normalized_for_duplicates(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def normalize_date(value: object) -> str:
-    """An ISO 8601 date (or datetime, when a time is given) for a date in any common form; "" if unparseable.
-
-    >>> normalize_date("April 10, 2024"), normalize_date("2023-11-27T08:45:59Z"), normalize_date("soon")
-    ('2024-04-10', '2023-11-27T08:45:59+00:00', '')
-    """
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, tz=timezone.utc).isoformat()
-        except (OverflowError, OSError, ValueError):
-            return ""
-    if not isinstance(value, str) or not value.strip():
-        return ""
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-        return parsed.date().isoformat() if len(text) <= 10 else parsed.isoformat()
-    except ValueError:
-        pass
-    from dateutil import parser as date_parser
-
-    try:
-        # Parsing with two different default times tells whether the string carried a time of its own.
-        first = date_parser.parse(text, default=datetime(2000, 1, 1, 0, 0, 0))
-        second = date_parser.parse(text, default=datetime(2000, 1, 1, 13, 31, 17))
-    except (ValueError, OverflowError, TypeError):
-        return ""
-    return first.isoformat() if first == second else first.date().isoformat()
-
-
-def _field(value: object) -> str:
-    """A metadata value as one clean line of text (lists are joined, None is empty)."""
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_field(item) for item in value if item is not None)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return " ".join(str(value).split())
-
-
-def _first(mapping: dict, names: tuple[str, ...]) -> object:
-    """The first non-empty value among the given keys (case-insensitive)."""
+def _first(mapping: dict, names: tuple[str, ...]) -> tuple[str, object]:
+    """The first non-empty value among the given keys (case-insensitive), with the key it was found under."""
     lowered = {str(key).lower(): value for key, value in mapping.items()}
     for name in names:
         value = lowered.get(name)
         if value not in (None, "", [], {}):
-            return value
-    return None
+            return name, value
+    return names[0], None
+
+
+def _shown(value: object) -> str:
+    """A short repr of a metadata value, for a warning."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def record_from_fields(fields: dict, text: str) -> Record:
-    """Build a Record from a metadata mapping (front matter or a JSON record) and the article text."""
-    return Record(
-        text=clean_text(text),
-        title=_field(_first(fields, ("title", "headline"))),
-        source=_field(_first(fields, ("source", "outlet", "publisher"))),
-        url=_field(_first(fields, ("url", "link"))),
-        author=_field(_first(fields, ("author", "authors", "byline"))),
-        published=normalize_date(_first(fields, _DATE_FIELDS)),
-    )
+    """Build a Record from a metadata mapping (front matter or a JSON record) and the article text.
+
+    A value that can't be used (a mapping as the title, an impossible date) is left out with a warning.
+
+    >>> record_from_fields({"title": {"en": "Rome"}, "date": "2024-13-45"}, "Text.").warnings
+    ('title is not text (a dict): left out', "date '2024-13-45' is not a date: left out")
+    """
+    values, warnings = {}, []
+    for name, keys in _TEXT_FIELDS:
+        key, value = _first(fields, keys)
+        values[name] = field_text(value)
+        if values[name] is None:
+            warnings.append(f"{key} is not text (a {type(value).__name__}): left out")
+            values[name] = ""
+    key, value = _first(fields, _DATE_FIELDS)
+    published = normalize_date(value)
+    if value is not None and not published:
+        warnings.append(f"{key} {_shown(value)} is not a date: left out")
+    return Record(text=clean_text(text), published=published, warnings=tuple(warnings), **values)
 
 
 def fallback_source(url: str, folder: str) -> str:
@@ -133,7 +114,7 @@ def fallback_source(url: str, folder: str) -> str:
 def drop_repeated_title(text: str, title: str) -> str:
     """The text without its first line when that line only repeats the title (a page's <h1>, a PDF's heading).
 
-    >>> drop_repeated_title("Rome courts Dongfeng\\n\\nTalks began.", "Rome courts Dongfeng")
+    >>> drop_repeated_title("Rome courts Dongfeng\n\nTalks began.", "Rome courts Dongfeng")
     'Talks began.'
     """
     first_line, _, rest = text.partition("\n")
@@ -158,26 +139,16 @@ def split_heading(text: str) -> tuple[str, str]:
 
 
 def parse_markdown(text: str) -> Record:
-    """Read a .md/.txt article: optional YAML front matter, else a leading `# Heading` becomes the title."""
-    import frontmatter
-    import yaml
+    """Read a .md/.txt article: optional YAML or TOML front matter, else a leading `# Heading` is the title.
 
-    try:
-        post = frontmatter.loads(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        # The YAML handed to the parser keeps the line break after the opening ---, so lines count as in the file.
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CorpusFileError(f"invalid YAML front matter{where}") from error
-    except (ValueError, TypeError) as error:  # YAML syntax that builds an impossible value, e.g. 2024-13-45
-        raise CorpusFileError(f"invalid YAML front matter: {error}") from error
-    fields = dict(post.metadata) if isinstance(post.metadata, dict) else {}
-    body = post.content
-    if not _field(_first(fields, ("title", "headline"))):
-        title, body = split_heading(body)
-        if title:
-            fields["title"] = title
+    >>> parse_markdown("+++\\ntitle = 'Rome'\\n+++\\nTalks began.").title
+    'Rome'
+    """
+    fields, body = split_front_matter(text)
     record = record_from_fields(fields, body)
+    if not record.title:
+        title, rest = split_heading(record.text)
+        record = replace(record, title=title, text=rest) if title else record
     if not record.text:
         raise CorpusFileError("no article text after the front matter" if fields else "empty file")
     return record
@@ -193,13 +164,13 @@ def parse_html(html: str, url: str = "") -> Record:
     text = clean_text(fields.get("text") or "")
     if not text:
         raise CorpusFileError("no article text found in the HTML page")
-    title = _field(fields.get("title"))
+    title = field_text(fields.get("title")) or ""
     return Record(
         text=drop_repeated_title(text, title),
         title=title,
-        source=_field(fields.get("sitename")),
-        url=_field(fields.get("url")),
-        author=_field(fields.get("author")),
+        source=field_text(fields.get("sitename")) or "",
+        url=field_text(fields.get("url")) or "",
+        author=field_text(fields.get("author")) or "",
         published=normalize_date(fields.get("date")),
     )
 
@@ -213,7 +184,7 @@ def _record_or_reason(value: object) -> Record | str:
     """A JSON value as a Record, or the reason it can't be one."""
     if not isinstance(value, dict):
         return f"record is a JSON {type(value).__name__}, not an object"
-    body = _first(value, _BODY_FIELDS)
+    _, body = _first(value, _BODY_FIELDS)
     record = record_from_fields(value, body if isinstance(body, str) else "")
     if not record.text:
         return "record has no text (no body, text or content field)"
@@ -223,11 +194,11 @@ def _record_or_reason(value: object) -> Record | str:
 def parse_json_records(text: str, *, lines: bool) -> list[tuple[int, Record | str]]:
     """Read a .json file (a list of records or one record) or a .jsonl file (one record per line).
 
-    Returns (number, Record or reason) per record, numbered from 1 (for JSONL: the line number).
-    Raises CorpusFileError when the file as a whole isn't usable.
+    Returns (number, Record or reason) per record, numbered from 1 (for JSONL: the line number), so a bad
+    line costs only itself. Raises CorpusFileError when the file as a whole isn't usable.
 
     >>> parse_json_records('{"title": "T", "body": "Text."}', lines=False)
-    [(1, Record(text='Text.', title='T', source='', url='', author='', published=''))]
+    [(1, Record(text='Text.', title='T', source='', url='', author='', published='', warnings=()))]
     >>> parse_json_records('{"body": "A."}\\n{oops', lines=True)[1]
     (2, 'malformed JSON at line 2, column 2: Expecting property name enclosed in double quotes')
     """
@@ -240,6 +211,8 @@ def parse_json_records(text: str, *, lines: bool) -> list[tuple[int, Record | st
                 results.append((number, _record_or_reason(json.loads(line))))
             except json.JSONDecodeError as error:
                 results.append((number, _json_error(error, line_offset=number - 1)))
+            except RecursionError:
+                results.append((number, f"JSON at line {number} is nested too deeply to read"))
         if not results:
             raise CorpusFileError("empty file")
         return results
@@ -247,6 +220,8 @@ def parse_json_records(text: str, *, lines: bool) -> list[tuple[int, Record | st
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise CorpusFileError(_json_error(error)) from error
+    except RecursionError as error:
+        raise CorpusFileError("JSON is nested too deeply to read") from error
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -256,46 +231,21 @@ def parse_json_records(text: str, *, lines: bool) -> list[tuple[int, Record | st
     return [(number, _record_or_reason(value)) for number, value in enumerate(data, start=1)]
 
 
-def decode_bytes(data: bytes) -> str:
-    """Decode a text file: a BOM, else UTF-8, else its declared charset, else the charset detected.
-
-    >>> decode_bytes("café".encode("utf-8")), decode_bytes(b'<meta charset="latin-1"><p>caf\\xe9')[-4:]
-    ('café', 'café')
-    """
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    if b"\x00" in data[:8192]:
-        raise CorpusFileError("binary file (contains NUL bytes), not text")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        utf8_error = f"invalid UTF-8 at byte {error.start}"
-    declared = _DECLARED_CHARSET.search(data[:4096])
-    if declared:
-        name = (declared.group(1) or declared.group(2)).decode("ascii")
-        try:
-            return data.decode(name)
-        except (LookupError, UnicodeDecodeError):
-            pass
-    detected = _detect_encoding(data)
-    if detected:
-        text = data.decode(detected, errors="replace")
-        if len(_CONTROL.findall(text)) + text.count("\ufffd") <= len(text) * 0.01:
-            return text
-    raise CorpusFileError(f"{utf8_error}, and no declared or detected encoding decodes it")
+def read_markdown(data: bytes) -> Record:
+    """The article of a .md or .txt file."""
+    return parse_markdown(decode_text(data))
 
 
-def _detect_encoding(data: bytes) -> str | None:
-    """charset-normalizer's guess, preferring Windows-1252 among equally good Western code pages."""
-    from charset_normalizer import from_bytes
+def read_html(data: bytes) -> Record:
+    """The article of an .html page."""
+    return parse_html(decode_text(data))
 
-    matches = [match for match in from_bytes(data) if match.encoding not in _EBCDIC]
-    if not matches:
-        return None
-    best = matches[0]
-    ties = [m for m in matches if m.chaos == best.chaos and m.coherence == best.coherence]
-    if any(m.encoding == "cp1252" or "cp1252" in m.could_be_from_charset for m in ties):
-        return "cp1252"
-    return best.encoding
+
+def read_json(data: bytes) -> list[tuple[int, Record | str]]:
+    """The records of a .json file: a list of records or one record."""
+    return parse_json_records(decode_text(data), lines=False)
+
+
+def read_jsonl(data: bytes) -> list[tuple[int, Record | str]]:
+    """The records of a .jsonl file, one per line."""
+    return parse_json_records(decode_text(data), lines=True)

@@ -64,6 +64,24 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class FileWarning:
+    """Something left out of an indexed corpus file (or record), e.g. an impossible date; the article is kept."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CorpusLimits:
+    """Per-file limits on what one corpus file may put into the index; past one, the file or article is skipped."""
+
+    max_file_bytes: int = 20_000_000
+    max_records_per_file: int = 10_000  # JSON/JSONL records (and feed entries) in one file
+    max_chunks_per_article: int = 500
+    max_metadata_chars: int = 1_000  # a longer title, source, url, author or date is left out with a warning
+
+
+@dataclass(frozen=True)
 class BuildSummary:
     """What one build did. Counts are of articles."""
 
@@ -72,6 +90,7 @@ class BuildSummary:
     unchanged: int = 0
     removed: int = 0
     skipped: tuple[Skipped, ...] = field(default_factory=tuple)
+    warnings: tuple[FileWarning, ...] = field(default_factory=tuple)
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0

@@ -79,17 +79,22 @@ def cmd_index(args: argparse.Namespace) -> int:
         _embedder(settings),
         settings.chunk_settings(),
         full=args.full,
-        max_file_bytes=settings.max_file_bytes,
+        limits=settings.corpus_limits(),
         progress=_build_progress(),
     )
+    if args.json:
+        print(json.dumps(asdict(summary), indent=2, ensure_ascii=False))
+        return 0
     print(f"indexed {settings.corpus_dir} into {settings.index_dir} in {summary.seconds:.1f} s")
     print(
         f"  added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
-        f"removed {summary.removed}, skipped {len(summary.skipped)}"
+        f"removed {summary.removed}, skipped {len(summary.skipped)}, warnings {len(summary.warnings)}"
     )
     print(f"  chunks: {summary.chunks_embedded} embedded, {summary.chunks_total} in the index")
     for skipped in summary.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
+    for warning in summary.warnings:
+        print(f"  warning {warning.path}: {warning.message}")
     return 0
 
 
@@ -187,7 +192,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.index_dir,
             embedder,
             settings.chunk_settings(),
-            max_file_bytes=settings.max_file_bytes,
+            limits=settings.corpus_limits(),
             progress=_build_progress(),
         )
         print(f"indexed {summary.added} articles ({summary.chunks_total} chunks) in {summary.seconds:.1f} s", file=sys.stderr)
@@ -213,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("index", parents=[common], help=cmd_index.__doc__)
     p.add_argument("corpus_dir", nargs="?", type=Path, help="folder of articles (default: BYLINE_CORPUS_DIR)")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of only what changed")
+    p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.set_defaults(func=cmd_index)
 
     p = commands.add_parser("search", parents=[common], help=cmd_search.__doc__)

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.chunking import ChunkSettings
+from index.types import CorpusLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,16 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(
         default=20_000_000, ge=1, description="Corpus files larger than this are skipped."
+    )
+    # Per-file limits against hostile corpus files: past one, the file (or article) is skipped with the reason.
+    max_records_per_file: int = Field(
+        default=10_000, ge=1, description="A JSON/JSONL file (or feed) holding more records than this is skipped."
+    )
+    max_chunks_per_article: int = Field(
+        default=500, ge=1, description="An article that would make more chunks than this is skipped."
+    )
+    max_metadata_chars: int = Field(
+        default=1_000, ge=1, description="A longer title, source, url, author or date is left out, with a warning."
     )
 
     # Retrieval
@@ -119,3 +130,9 @@ class Settings(BaseSettings):
     def chunk_settings(self) -> ChunkSettings:
         """How articles are chunked and embedded; recorded in, and checked against, the index manifest."""
         return ChunkSettings(self.chunk_words, self.chunk_overlap_words, self.embed_metadata)
+
+    def corpus_limits(self) -> CorpusLimits:
+        """The per-file limits a build reads the corpus under."""
+        return CorpusLimits(
+            self.max_file_bytes, self.max_records_per_file, self.max_chunks_per_article, self.max_metadata_chars
+        )

@@ -207,12 +207,14 @@ def require_chromium() -> None:
 
 
 def refuse_reading(monkeypatch, name: str) -> None:
-    """Make reading the file called `name` fail as the OS would for a mode-000 file (root reads those anyway)."""
-    real_read_bytes = Path.read_bytes
+    """Make opening the file called `name` fail as the OS would for a mode-000 file (root reads those anyway)."""
+    import os
 
-    def refuse(self):
-        if self.name == name:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(path, flags, *args, **kwargs):
+        if os.path.basename(os.fspath(path)) == name:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)

@@ -27,7 +27,7 @@ class FakeBuild:
         self.release = threading.Event()
         self.calls: list = []
 
-    def __call__(self, corpus, index_dir, embedder, chunk, *, max_file_bytes, progress):
+    def __call__(self, corpus, index_dir, embedder, chunk, *, limits, progress):
         self.calls.append((corpus, index_dir))
         progress("embedding", 1, 4)
         assert self.release.wait(10)

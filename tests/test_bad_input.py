@@ -19,10 +19,11 @@ from conftest import refuse_reading
 from index.build import build_index
 from index.retrieve import Retriever
 from index.store import load_index
+from index.types import CorpusLimits
 
 pytestmark = pytest.mark.real
 
-MAX_FILE_BYTES = 4_000
+LIMITS = CorpusLimits(max_file_bytes=4_000)
 
 
 def _binary(corpus: Path) -> None:
@@ -99,12 +100,12 @@ def test_bad_file_is_skipped_and_earlier_articles_stay(kind, three_articles, tmp
         # Root reads any file whatever its mode, so the refusal the OS would give is simulated at the read.
         refuse_reading(monkeypatch, "secret.md")
     index_dir = tmp_path / "index"
-    first = build_index(three_articles, index_dir, real_embedder, max_file_bytes=MAX_FILE_BYTES)
+    first = build_index(three_articles, index_dir, real_embedder, limits=LIMITS)
     assert (first.added, first.skipped) == (3, ())
 
     make_bad(three_articles)
     try:
-        summary = build_index(three_articles, index_dir, real_embedder, max_file_bytes=MAX_FILE_BYTES)
+        summary = build_index(three_articles, index_dir, real_embedder, limits=LIMITS)
     finally:
         if kind == "unreadable":
             (three_articles / "secret.md").chmod(0o644)
@@ -127,7 +128,7 @@ def test_indexed_file_that_turns_bad_keeps_its_indexed_version(three_articles, t
 
 def test_every_kind_at_once(three_articles, tmp_path, real_embedder, monkeypatch):
     index_dir = tmp_path / "index"
-    build_index(three_articles, index_dir, real_embedder, max_file_bytes=MAX_FILE_BYTES)
+    build_index(three_articles, index_dir, real_embedder, limits=LIMITS)
     expected: dict[str, str] = {}
     for kind, (make_bad, reasons) in CASES.items():
         if kind == "unreadable" and os.geteuid() == 0:
@@ -135,7 +136,7 @@ def test_every_kind_at_once(three_articles, tmp_path, real_embedder, monkeypatch
         make_bad(three_articles)
         expected.update(reasons)
     try:
-        summary = build_index(three_articles, index_dir, real_embedder, max_file_bytes=MAX_FILE_BYTES)
+        summary = build_index(three_articles, index_dir, real_embedder, limits=LIMITS)
     finally:
         if (three_articles / "secret.md").exists():
             (three_articles / "secret.md").chmod(0o644)

@@ -15,7 +15,7 @@ from conftest import refuse_reading
 from index.chunking import chunk_spans
 from index.corpus import content_hash, read_corpus
 from index.errors import CorpusFileError
-from index.types import Article
+from index.types import Article, CorpusLimits, Skipped
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def test_markdown_front_matter_fields(tmp_path):
           "author: Ann Lee\npublished: 2024-04-10\n---\nRome will offer sites within weeks.\n")
     write(tmp_path, "b.md", "---\ntitle: B\ndate: April 12, 2024\n---\nBody of b.\n")
     write(tmp_path, "c.md", "---\ntitle: C\npublished_at: 2024-04-13T08:00:00Z\n---\nBody of c.\n")
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert skipped == []
     a, b, c = (by_path(articles)[name] for name in ("a.md", "b.md", "c.md"))
     assert (a.title, a.source, a.url, a.author, a.published) == (
@@ -91,7 +91,7 @@ def test_markdown_heading_becomes_title_only_when_it_is_one(tmp_path):
 
 def test_html_main_text_kept_and_boilerplate_dropped(tmp_path):
     write(tmp_path, "ferry.html", HTML_PAGE)
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert skipped == []
     (article,) = articles
     assert article.title == "Ferry terminal opening delayed"
@@ -113,7 +113,7 @@ def test_json_list_object_and_jsonl(tmp_path):
     write(tmp_path, "list.json", json.dumps(records))
     write(tmp_path, "object.json", json.dumps({"title": "Solo", "body": "A single record object."}))
     write(tmp_path, "lines.jsonl", "\n".join(json.dumps({"title": f"L{i}", "body": f"Line {i} text."}) for i in (1, 2)))
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert skipped == []
     found = by_path(articles)
     assert set(found) == {"list.json#1", "list.json#2", "list.json#3", "object.json#1", "lines.jsonl#1", "lines.jsonl#2"}
@@ -129,27 +129,27 @@ def test_json_list_object_and_jsonl(tmp_path):
 
 def test_single_file_root_and_missing_root(tmp_path):
     path = write(tmp_path, "only.md", "# Only\n\nJust this one.\n")
-    articles, skipped = read_corpus(path)
+    articles, skipped, _ = read_corpus(path)
     assert [(a.path, a.title) for a in articles] == [("only.md", "Only")] and skipped == []
-    odd = write(tmp_path, "report.xyz", b"%PDF-1.4")
-    assert "unsupported file type .xyz" in read_corpus(odd)[1][0].reason
+    odd = write(tmp_path, "report.xyz", b"%XYZ-1.4")
+    assert read_corpus(odd).skipped == [Skipped("report.xyz", "unsupported type .xyz")]
     with pytest.raises(CorpusFileError, match="no such file or folder"):
         read_corpus(tmp_path / "nowhere")
 
 
 def test_ids_stable_across_reads_and_locations(three_articles, tmp_path):
-    first, _ = read_corpus(three_articles)
-    second, _ = read_corpus(three_articles)
+    first = read_corpus(three_articles).articles
+    second = read_corpus(three_articles).articles
     # Same folder name elsewhere: a source-less article's fallback source is that name, so its hash stays too.
     moved = shutil.copytree(three_articles, tmp_path / "elsewhere" / three_articles.name)
-    third, _ = read_corpus(moved)
+    third = read_corpus(moved).articles
     assert [a.id for a in first] == [a.id for a in second] == [a.id for a in third]
     assert [content_hash(a) for a in first] == [content_hash(a) for a in third]
     assert len({a.id for a in first}) == 3
 
 
 def test_content_hash_tracks_text_and_metadata(three_articles):
-    articles, _ = read_corpus(three_articles)
+    articles = read_corpus(three_articles).articles
     before = {a.path: content_hash(a) for a in articles}
     path = three_articles / "stellantis.md"
     path.write_text(path.read_text().replace("Auto Daily", "Auto Weekly"))
@@ -168,13 +168,20 @@ def test_text_is_ready_for_offsets(tmp_path):
     assert "".join(article.text[s:e] for s, e in spans).replace("\n", "") == article.text.replace("\n", "")
 
 
-def test_hidden_and_unsupported_files_are_ignored_silently(tmp_path):
+def test_hidden_and_unsupported_files_are_accounted_for(tmp_path):
     write(tmp_path, "good.md", "Good text.\n")
     write(tmp_path, "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00")
+    write(tmp_path, "notes/README", "No extension.\n")
     write(tmp_path, ".hidden.md", "Hidden text.\n")
     write(tmp_path, ".git/notes.md", "Hidden folder.\n")
-    articles, skipped = read_corpus(tmp_path)
-    assert [a.path for a in articles] == ["good.md"] and skipped == []
+    articles, skipped, _ = read_corpus(tmp_path)
+    assert [a.path for a in articles] == ["good.md"]
+    assert reasons(skipped) == {
+        ".git": "hidden folder: Byline doesn't read hidden entries",
+        ".hidden.md": "hidden file: Byline doesn't read hidden entries",
+        "notes/README": "unsupported type (no extension)",
+        "photo.png": "unsupported type .png",
+    }
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -198,7 +205,7 @@ def test_declared_and_detected_encodings_are_used(tmp_path):
     write(tmp_path, "latin.html", page.encode("latin-1"))
     text = "Le café du marché est fermé à Noël, a déclaré le maire vendredi. Les habitants sont déçus."
     write(tmp_path, "legacy.txt", text.encode("cp1252"))
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert skipped == []
     found = by_path(articles)
     assert "Local cafés" in found["latin.html"].text
@@ -222,7 +229,7 @@ def test_malformed_json_skipped_with_line_and_column(tmp_path):
     write(tmp_path, "broken.json", '[\n  {"title": "A", "body": "x"},\n  {"title": "B" "body": "y"}\n]')
     write(tmp_path, "mixed.jsonl", '{"body": "Good line."}\n{"body": oops}\n{"body": "Another good line."}\n')
     write(tmp_path, "scalar.json", '"just a string"')
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     found = reasons(skipped)
     assert found["broken.json"] == "malformed JSON at line 3, column 17: Expecting ',' delimiter"
     assert found["mixed.jsonl#2"].startswith("malformed JSON at line 2, column 10")
@@ -232,16 +239,13 @@ def test_malformed_json_skipped_with_line_and_column(tmp_path):
 
 def test_bad_yaml_front_matter_skipped(tmp_path):
     write(tmp_path, "bad.md", "---\ntitle: Fine\nsource: a: b\n---\nText.\n")
-    write(tmp_path, "bad-date.md", "---\npublished: 2024-13-45\n---\nText.\n")
-    found = reasons(read_corpus(tmp_path)[1])
-    assert found["bad.md"] == "invalid YAML front matter at line 3, column 10"
-    assert found["bad-date.md"] == "invalid YAML front matter: month must be in 1..12"
+    assert reasons(read_corpus(tmp_path).skipped) == {"bad.md": "invalid YAML front matter at line 3, column 10"}
 
 
 def test_records_without_text_skipped(tmp_path):
     records = [{"title": "Kept", "body": "Real text."}, {"title": "No body"}, {"title": "Blank", "body": "   "}, 42]
     write(tmp_path, "news.json", json.dumps(records))
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["news.json#1"]
     assert reasons(skipped) == {
         "news.json#2": "record has no text (no body, text or content field)",
@@ -253,7 +257,7 @@ def test_records_without_text_skipped(tmp_path):
 def test_oversize_file_skipped(tmp_path):
     write(tmp_path, "small.md", "Short.\n")
     write(tmp_path, "big.md", "word " * 300)
-    articles, skipped = read_corpus(tmp_path, max_file_bytes=1000)
+    articles, skipped, _ = read_corpus(tmp_path, limits=CorpusLimits(max_file_bytes=1000))
     assert [a.path for a in articles] == ["small.md"]
     assert reasons(skipped) == {"big.md": "file is 1,500 bytes, over the 1,000-byte limit"}
 
@@ -273,7 +277,7 @@ def test_unreadable_file_skipped_simulated(tmp_path, monkeypatch):
     write(tmp_path, "secret.md", "Text.\n")
     write(tmp_path, "open.md", "Open text.\n")
     refuse_reading(monkeypatch, "secret.md")
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["open.md"]
     assert reasons(skipped) == {"secret.md": "permission denied: the file is unreadable"}
 
@@ -290,7 +294,7 @@ def test_unreadable_folder_skipped_simulated(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", refuse)
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["open.md"]
     assert reasons(skipped) == {"locked": "can't list folder: Permission denied"}
 
@@ -302,14 +306,14 @@ def test_symlink_loops_reported_and_not_followed(tmp_path):
     (tmp_path / "news" / "up").symlink_to(tmp_path.parent, target_is_directory=True)
     (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
     (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["news/story.md"]
     assert reasons(skipped) == {
         "a.md": "symlink loop: the link never reaches a file",
         "b.md": "symlink loop: the link never reaches a file",
         "news/again": "symlink loop: points back to news",
         "news/root": "symlink loop: points back to .",
-        "news/up": f"symlink loop: points back to {tmp_path.parent}",
+        "news/up": "symlink points outside the corpus",
     }
 
 
@@ -317,7 +321,7 @@ def test_duplicates_skipped_first_in_sorted_order_wins(tmp_path):
     write(tmp_path, "b/copy.md", "---\ntitle: Copy\n---\nRome will offer   sites\nwithin weeks.\n")
     write(tmp_path, "a.md", "# Original\n\nRome will offer sites within weeks.\n")
     write(tmp_path, "feed.json", json.dumps([{"body": "rome will offer sites within weeks."}, {"body": "Other."}]))
-    articles, skipped = read_corpus(tmp_path)
+    articles, skipped, _ = read_corpus(tmp_path)
     assert [a.path for a in articles] == ["a.md", "feed.json#2"]
     assert reasons(skipped) == {"b/copy.md": "duplicate of a.md", "feed.json#1": "duplicate of a.md"}
 
@@ -326,7 +330,7 @@ def test_duplicates_skipped_first_in_sorted_order_wins(tmp_path):
 
 
 def test_sample_corpus_reads_cleanly():
-    articles, skipped = read_corpus(REPO_ROOT / "corpus")
+    articles, skipped, _ = read_corpus(REPO_ROOT / "corpus")
     assert skipped == []
     assert 15 <= len(articles) <= 30
     assert sum(a.path.endswith(".html") for a in articles) >= 3
@@ -343,7 +347,7 @@ def test_sample_corpus_reads_cleanly():
 
 @pytest.mark.skipif(not MULTIHOP_CORPUS.exists(), reason="the MultiHop-RAG benchmark corpus is not on this machine")
 def test_multihop_corpus_loads_as_is():
-    articles, skipped = read_corpus(MULTIHOP_CORPUS)
+    articles, skipped, _ = read_corpus(MULTIHOP_CORPUS)
     assert skipped == [] and len(articles) == 609
     raw = json.loads(MULTIHOP_CORPUS.read_text(encoding="utf-8"))
     first = articles[0]

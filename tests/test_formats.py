@@ -48,7 +48,7 @@ def test_doctests(module):
 
 @pytest.mark.parametrize("path, title, source, published, url, author", EXPECTED)
 def test_each_format_reads_with_its_own_metadata(newsroom, path, title, source, published, url, author):
-    articles, _ = read_corpus(newsroom)
+    articles = read_corpus(newsroom).articles
     article = {a.path: a for a in articles}[path]
     assert (article.title, article.source, article.published, article.url, article.author) == (
         title, source, published, url, author
@@ -67,7 +67,7 @@ def test_bodies_are_plain_text_from_the_format(newsroom):
 
 
 def test_scanned_pdf_and_non_html_warc_record_are_skipped_with_their_reason(newsroom):
-    _, skipped = read_corpus(newsroom)
+    skipped = read_corpus(newsroom).skipped
     reasons = {s.path: s.reason for s in skipped}
     assert "no text layer" in reasons["scan.pdf"] and "OCR" in reasons["scan.pdf"]
     assert reasons["crawl.warc.gz#3"] == "response for https://www.brasknews.example.com/logo.png is image/png, not HTML"
@@ -84,7 +84,7 @@ def test_multi_article_files_get_stable_distinct_ids(newsroom, tmp_path, fake_em
 
 def test_docx_title_falls_back_to_the_first_heading(tmp_path):
     write_docx(tmp_path / "q.docx", title_in_properties=False)
-    [article], _ = read_corpus(tmp_path / "q.docx")
+    [article] = read_corpus(tmp_path / "q.docx").articles
     assert article.title == DOCX_ARTICLE[0]
     assert article.text.startswith("Quince growers")
 
@@ -97,7 +97,7 @@ def test_pdf_without_a_title_takes_its_first_line(tmp_path):
     document.set_font("helvetica", size=12)
     document.multi_cell(0, 8, "Harbour dredging starts in May\n\nThe dredgers arrive from Rotterdam next week.")
     document.output(str(tmp_path / "dredging.pdf"))
-    [article], _ = read_corpus(tmp_path / "dredging.pdf")
+    [article] = read_corpus(tmp_path / "dredging.pdf").articles
     assert article.title == "Harbour dredging starts in May"
     assert article.text == "The dredgers arrive from Rotterdam next week."
 
@@ -125,7 +125,7 @@ def test_broken_files_are_skipped_and_the_rest_still_indexes(tmp_path, fake_embe
 def test_feed_entry_without_text_is_skipped_alone(tmp_path):
     feed = rss_text().replace("<item>", "<item><title>Empty</title><link>https://alpine.example.org/e</link></item><item>", 1)
     (tmp_path / "alpine.rss").write_text(feed, encoding="utf-8")
-    articles, skipped = read_corpus(tmp_path / "alpine.rss")
+    articles, skipped, _ = read_corpus(tmp_path / "alpine.rss")
     assert [a.title for a in articles] == [RSS_ENTRIES[0][0], RSS_ENTRIES[1][0]]
     assert [(s.path, s.reason) for s in skipped] == [("alpine.rss#1", "feed entry has no content or summary text")]
 

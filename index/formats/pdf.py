@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from index.errors import CorpusFileError
-from index.readers import Record, clean_text, drop_repeated_title, normalize_date
+from index.metadata import normalize_date
+from index.readers import Record, clean_text, drop_repeated_title
 
 # A PDF date: D:YYYYMMDDHHmmSS followed by Z or +HH'mm' (every part after the year optional).
 _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(Z|[+-]\d{2}'?\d{2}'?)?")

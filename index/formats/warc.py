@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 
+from index.decoding import decode_bytes
 from index.errors import CorpusFileError
-from index.readers import Record, decode_bytes, normalize_date, parse_html
+from index.metadata import normalize_date
+from index.readers import Record, parse_html
 
 # Records that hold no captured document of their own: nothing to index, nothing to report.
 _NOT_DOCUMENTS = frozenset({"warcinfo", "request", "metadata", "conversion", "continuation"})

@@ -6,7 +6,8 @@ import io
 import zipfile
 
 from index.errors import CorpusFileError
-from index.readers import Record, clean_text, drop_repeated_title, normalize_date
+from index.metadata import normalize_date
+from index.readers import Record, clean_text, drop_repeated_title
 
 _HEADING_STYLES = ("Title", "Heading")
 

@@ -29,7 +29,7 @@ def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], Non
 
             print(f"no index in {settings.index_dir}: building it from {settings.corpus_dir}", file=sys.stderr)
             build_index(
-                settings.corpus_dir, settings.index_dir, embedder, settings.chunk_settings(), max_file_bytes=settings.max_file_bytes, progress=progress
+                settings.corpus_dir, settings.index_dir, embedder, settings.chunk_settings(), limits=settings.corpus_limits(), progress=progress
             )
         from index.retrieve import Searcher
 

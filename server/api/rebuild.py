@@ -115,7 +115,7 @@ class Rebuilder:
             self.settings.index_dir,
             self.embedder,
             self.settings.chunk_settings(),
-            max_file_bytes=self.settings.max_file_bytes,
+            limits=self.settings.corpus_limits(),
             progress=self._progress,
         )
 
