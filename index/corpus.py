@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-from index.chunking import ChunkSettings, chunk_spans
+from index.chunking import ChunkSettings, chunk_count_bounds, chunk_spans
 from index.errors import CorpusFileError
 from index.formats.feeds import parse_feed
 from index.formats.pdf import parse_pdf
@@ -248,12 +248,12 @@ def _article(id_: str, path: str, record: Record, limits: CorpusLimits, chunk: C
 
 
 def _chunks_at_least(text: str, chunk: ChunkSettings, limit: int) -> int:
-    """How many chunks `text` makes; only a cheap lower bound (from its word count) when that already passes `limit`.
+    """How many chunks `text` makes, counted exactly only when cheap bounds leave it open whether it passes `limit`.
 
     >>> _chunks_at_least("a\\n" * 1000, ChunkSettings(10, 0), 5), _chunks_at_least("One. Two.", ChunkSettings(10, 0), 5)
-    (100, 1)
+    (100, 2)
     """
-    lower_bound = -(-len(text.split()) // chunk.words)
-    if lower_bound > limit:
-        return lower_bound
+    lower, upper = chunk_count_bounds(text, chunk.words)
+    if lower > limit or upper <= limit:
+        return lower if lower > limit else upper
     return len(chunk_spans(text, chunk.words, chunk.overlap_words))
