@@ -114,7 +114,7 @@ def fallback_source(url: str, folder: str) -> str:
 def drop_repeated_title(text: str, title: str) -> str:
     """The text without its first line when that line only repeats the title (a page's <h1>, a PDF's heading).
 
-    >>> drop_repeated_title("Rome courts Dongfeng\n\nTalks began.", "Rome courts Dongfeng")
+    >>> drop_repeated_title("Rome courts Dongfeng\\n\\nTalks began.", "Rome courts Dongfeng")
     'Talks began.'
     """
     first_line, _, rest = text.partition("\n")
