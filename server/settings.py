@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     evidence_tokens: int = Field(
         default=700, ge=100, le=100_000, description="Token budget for the numbered passages in the prompt."
     )
+    use_llm: bool = Field(
+        default=True,
+        description=(
+            "Let the model add sentences (each checked) after the evidence answer; false answers from the evidence "
+            "alone, with no model call."
+        ),
+    )
     show_draft: bool = Field(
         default=False,
         description="Also return the model's unchecked text in `draft` (labelled an unchecked draft; never part of the answer).",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 _NAME = r"(?:[A-Z][\w&.'’-]*|of|and|&)(?:\s+(?:[A-Z][\w&.'’-]*|of|and|&))*"
 _KIND = r"(?:article|report|piece|review|story|analysis|coverage|column|feature|post|op-ed|editorial|interview|investigation|forecast)"
@@ -93,10 +93,60 @@ def named_entities(question: str) -> list[str]:
     return names
 
 
-def missing_entities(question: str, archive_text: str) -> list[str]:
-    """The names of a question that appear nowhere in the archive (`archive_text` already `folded`).
+# Words that open a request rather than name something ("Summarize the Dongfeng story", "Tell me about …").
+_OPENERS = frozenset(
+    "summarize summarise tell explain describe list give show compare find name outline recap discuss define "
+    "please can could would should will did does do is are was were has have had what who why when where which how".split()
+)
 
-    >>> missing_entities("Who won the Tour de France?", folded("Dongfeng talks in France. Tour dates."))
-    ['Tour de France']
+
+def name_forms(name: str, opens_question: bool) -> list[str]:
+    """The forms under which a name counts as mentioned: itself, and, for a name the question opens with, the
+    name without its first word (a capitalized "Players" or "Summarize" need not be part of it).
+
+    >>> name_forms("Players of Baldur", True), name_forms("Summarize the Dongfeng", True), name_forms("Tour de France", False)
+    (['Players of Baldur', 'Baldur'], ['Summarize the Dongfeng', 'Dongfeng'], ['Tour de France'])
     """
-    return [name for name in named_entities(question) if folded(name) not in archive_text]
+    forms = [name]
+    words = name.split()
+    if opens_question and len(words) > 1:
+        rest = words[1:]
+        while rest and rest[0].islower():
+            rest = rest[1:]
+        if rest:
+            forms.append(" ".join(rest))
+    return forms
+
+
+def names_to_check(question: str) -> list[list[str]]:
+    """The question's names, each as the list of forms any of which the archive must mention.
+
+    >>> names_to_check("Summarize the Dongfeng story"), names_to_check("Tell me about Carlos Tavares")
+    ([['Dongfeng']], [['Carlos Tavares']])
+    >>> names_to_check("Players of Baldur’s Gate 3 got a patch?")
+    [['Players of Baldur', 'Baldur'], ['Gate']]
+    """
+    first = re.match(r"\W*([\w'’-]+)", question)
+    opener = first.group(1) if first else ""
+    checks = []
+    for name in named_entities(question):
+        words = name.split()
+        if words[0] == opener and words[0].lower() in _OPENERS:
+            words = words[1:]
+            while words and words[0].islower():
+                words = words[1:]
+            if not words:
+                continue
+        checks.append(name_forms(" ".join(words), question.lstrip(" \"'“").startswith(name)))
+    return checks
+
+
+def missing_entities(question: str, mentioned: Callable[[str], bool]) -> list[str]:
+    """The names of a question that the archive never mentions; `mentioned(name)` asks the archive.
+
+    >>> archive = folded("Dongfeng talks in France. Tour dates. Baldur's Gate 3 patch.")
+    >>> mentioned = lambda name: folded(name) in archive
+    >>> missing_entities("Who won the Tour de France?", mentioned), missing_entities("Players of Baldur’s Gate 3?", mentioned)
+    (['Tour de France'], [])
+    """
+    return [forms[0] for forms in names_to_check(question) if not any(mentioned(form) for form in forms)]

@@ -1,7 +1,8 @@
-"""Answering a question: retrieve, choose evidence, abstain or generate, check citations, fall back to quotes.
+"""Answering a question: retrieve, abstain or choose evidence, answer from it, let the model add checked sentences.
 
-`Answerer` is the shell around the pure steps in `evidence`, `prompt` and `citations`; it streams `Delta`s
-while the model writes and then yields exactly one final `Answer`.
+`Answerer` is the shell around the pure steps in `evidence`, `compose`, `prompt` and `citations`. Only checked
+text is yielded: the evidence answer (a direct answer first) streams at once, sentence by sentence; the model's
+sentences that pass the support check join after it; then exactly one final `Answer`.
 """
 
 from __future__ import annotations
@@ -14,24 +15,24 @@ import numpy as np
 
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
-from server.answering.abstain import folded, missing_entities, unknown_publications
-from server.answering.citations import SUPPORT_THRESHOLD, is_near_duplicate, make_citation, render_answer, verify_citations
-from server.answering.evidence import EvidenceSentence, Passage, evidence_budget, score_sentences, select_evidence
-from server.llm.streaming import stop_on_repeats
+from server.answering.abstain import folded, missing_entities, named_entities, unknown_publications
+from server.answering.citations import SUPPORT_THRESHOLD, join_checked, render_answer, verify_citations
+from server.answering.compose import compose
+from server.answering.evidence import EvidenceSentence, evidence_budget, score_sentences, select_evidence
 from server.answering.prompt import build_prompt, clean_question, prompt_overhead
+from server.answering.question import Intent, question_parts
+from server.answering.types import Answer, Citation, Delta, Sentence, token_usage
+from server.llm.streaming import stop_on_repeats
 from server.settings import Settings
-from server.answering.types import Answer, Delta, Sentence, token_usage
 
 ABSTAIN_MESSAGE = "The archive doesn't hold enough to answer this. These are the nearest articles."
-NO_ANSWER_MESSAGE = "The passages found don't answer this. These are the nearest articles."
-FALLBACK_MESSAGES = {
-    "unavailable": "The language model is unavailable, so these are the most relevant passages, quoted.",
-    "timeout": "The language model took too long, so these are the most relevant passages, quoted.",
-    "unsupported": "The model's answer was not supported by the sources, so these are the most relevant passages, quoted.",
+NO_EVIDENCE_MESSAGE = "The passages found don't answer this. These are the nearest articles."
+MODEL_MESSAGES = {
+    "unavailable": "The language model is unavailable, so this answer comes from the evidence alone.",
+    "timeout": "The language model took too long, so this answer comes from the evidence alone.",
 }
 MAX_SENTENCES = 3  # "a few sentences": the small model's later sentences are mostly repeats or inventions
 _SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
-_INSUFFICIENT = ("insufficient information", "not enough information", "do not answer", "don't answer")
 
 
 def retrieval_query(question: str, history: Sequence[dict] | None = None, turns: int = 1) -> str:
@@ -111,47 +112,36 @@ _YES_NO_QUESTION = re.compile(
 )
 
 
-def add_quotes(sentences: list[Sentence], citations: list, passages: Sequence[Passage], target: int) -> tuple[list[Sentence], list]:
-    """Complete a short answer with the best evidence sentences it doesn't already say, quoted and cited.
+def release(sentences: Sequence[Sentence], citations: Sequence[Citation], released: list[Sentence]) -> Iterator[Delta]:
+    """One Delta per checked sentence, each carrying the citations it is the first to use; appends to `released`.
 
-    >>> from index.types import Hit
-    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("Rome waits.", 0, 11, 0, 0.9), EvidenceSentence("Why?", 12, 16, 0, 1.0)), 0.9)
-    >>> [s.text for s in add_quotes([Sentence("Dongfeng talks [1].", (1,), True)], [], [p], 2)[0]]
-    ['Dongfeng talks [1].', '"Rome waits."']
+    >>> out: list[Sentence] = []
+    >>> [d.text for d in release([Sentence("Rome waits.", (1,), True), Sentence("It sells.", (1,), True)], [], out)]
+    ['Rome waits [1].', ' It sells [1].']
     """
-    citations = list(citations)
-    ranked = sorted(((e.score, p.n, e) for p in passages for e in p.sentences), key=lambda item: -item[0])
-    quotes: list[tuple[int, int, Sentence]] = []
-    for _, n, evidence in ranked:
-        if sum(s.supported for s in sentences) + len(quotes) >= target:
-            break
-        said = [*sentences, *(quote for _, _, quote in quotes)]
-        if evidence.text.rstrip().endswith("?") or any(is_near_duplicate(evidence.text, s.text, 0.5) for s in said):
-            continue
-        passage = next(p for p in passages if p.n == n)
-        quoted = evidence.text if evidence.text[0] in "\"“" else f'"{evidence.text}"'
-        quotes.append((n, evidence.start, Sentence(quoted, (n,), True, round(evidence.score, 3))))
-        if all(c.n != n for c in citations):
-            citations.append(make_citation(passage, evidence))
-    # Quotes read in source order: the best-ranked article first, each article's sentences as written.
-    return [*sentences, *(quote for _, _, quote in sorted(quotes, key=lambda q: q[:2]))], sorted(citations, key=lambda c: c.n)
+    used = {n for s in released for n in s.citations}
+    for sentence in sentences:
+        new = tuple(c for c in citations if c.n in sentence.citations and c.n not in used)
+        used.update(sentence.citations)
+        yield Delta((" " if released else "") + render_answer([sentence]), new)
+        released.append(sentence)
 
 
-def sentences_wanted(question: str) -> int:
-    """How many checked sentences an answer should have; a shorter one is completed with quoted evidence.
+def asks_about_named(parts: Sequence[Intent], scored: Sequence[EvidenceSentence]) -> bool:
+    """Whether a question asks about a name ("Who is Carlos Tavares?", "Summarize the Dongfeng story") that the
+    retrieved evidence names: then it can be answered however loosely the sentences match its wording.
 
-    Reasons (why/how) usually take several sentences, an account (what) a few, a name or a yes/no one or two.
-
-    >>> sentences_wanted("Why is Italy courting Dongfeng?"), sentences_wanted("What did Stellantis say?")
-    (4, 3)
-    >>> sentences_wanted("Which company sells assets?"), sentences_wanted("How many cars did it sell, and did sales fall?")
-    (2, 2)
+    >>> s = [EvidenceSentence("Stellantis chief Carlos Tavares spoke.", 0, 38, 0, 0.2)]
+    >>> asks_about_named([Intent("Who is Carlos Tavares?", "describe", subject="Carlos Tavares")], s)
+    True
+    >>> asks_about_named([Intent("Who won?", "entity")], s)
+    False
     """
-    if _YES_NO_QUESTION.search(question):
-        return 2
-    if re.match(r"\W*(why|how)\b(?!\s+(many|much)\b)", question, re.IGNORECASE):
-        return 4
-    return 3 if re.match(r"\W*what\b", question, re.IGNORECASE) else 2
+    for part in parts:
+        names = [part.subject] if part.subject else named_entities(part.text) if part.kind == "summary" else []
+        if names and all(any(folded(name) in folded(s.text) for s in scored) for name in names):
+            return True
+    return False
 
 
 def fit_tokens(sentences: list[Sentence], max_tokens: int | None, count_tokens) -> list[Sentence]:
@@ -182,16 +172,6 @@ def prompt_tokens(count_tokens, body: str | list[dict]) -> int:
     return sum(count_tokens(message["content"]) for message in body)
 
 
-def says_insufficient(text: str) -> bool:
-    """Whether the model said the passages don't answer the question.
-
-    >>> says_insufficient("Insufficient information."), says_insufficient("Rome wants jobs [1].")
-    (True, False)
-    """
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in _INSUFFICIENT)
-
-
 class Answerer:
     """Answers questions from the index with an LLM, citing and checking every sentence."""
 
@@ -202,6 +182,7 @@ class Answerer:
         self.settings = settings
         self._sources: set[str] = set()
         self._archive_text = ""
+        self._common_words: frozenset[str] = frozenset()
         self._archive_of: str | None = None
 
     def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None, **options) -> Answer:
@@ -233,16 +214,9 @@ class Answerer:
         timings: dict[str, float] = {}
         hits = self.searcher.search(retrieval_query(question, history), k=k or settings.k, filters=filters)
         timings["retrieval_s"] = round(time.perf_counter() - started, 3)
-        known, archive_text = self._archive()
-        missing = unknown_publications(question, known) if known else []
-        if missing:
-            message = f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
-            yield self._abstain(question, hits, message, timings, started)
-            return
-        absent = missing_entities(question, archive_text) if archive_text else []
-        if absent:
-            message = f"The archive never mentions {', '.join(absent)}, so it can't answer this. These are the nearest articles."
-            yield self._abstain(question, hits, message, timings, started)
+        refusal = self._refusal(question)
+        if refusal:
+            yield self._abstain(question, hits, refusal, timings, started)
             return
 
         question_vector = self.embedder.embed([question])[0]
@@ -255,11 +229,12 @@ class Answerer:
             similarities.extend((embedded @ question_vector).tolist())
             return similarities
 
+        parts = question_parts(question)
         context = " ".join(history_questions(history))
-        scored = score_sentences(question, hits, context=context, similarity=similarity)
+        scored = score_sentences(question, hits, context=context, similarity=similarity, kinds=[p.kind for p in parts])
         strength = evidence_strength(scored, similarities)
         timings["evidence_s"] = round(time.perf_counter() - started - timings["retrieval_s"], 3)
-        if not scored or strength < settings.abstain_threshold:
+        if not scored or (strength < settings.abstain_threshold and not asks_about_named(parts, scored)):
             yield self._abstain(question, hits, ABSTAIN_MESSAGE, timings, started, strength)
             return
 
@@ -268,51 +243,60 @@ class Answerer:
         overhead = prompt_overhead(self.llm.count_tokens, chat=chat) + self.llm.count_tokens(question + (system or ""))
         budget = evidence_budget(settings.evidence_tokens, self.llm.context_tokens, overhead, limit)
         passages = select_evidence(scored, hits, budget=budget, count_tokens=self.llm.count_tokens)
-        prompt = build_prompt(question, passages, chat=chat, system=system)
 
-        text, failure = "", None
-        for piece in self._generate(prompt, timings, started, limit, temperature or 0.0):
-            if isinstance(piece, _Failure):
-                failure = str(piece)
-            else:
-                text += piece
-        used = token_usage(prompt_tokens(self.llm.count_tokens, prompt.body), self.llm.count_tokens(text) if text else 0)
-        if failure is None and says_insufficient(text) and not _has_marker(text):
-            yield self._abstain(question, hits, NO_ANSWER_MESSAGE, timings, started, strength, used)
-            return
-        sentences, citations = verify_citations(
-            text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=True
-        )
-        mode, message = "generated", ""
-        if failure is not None or not sentences:
-            sentences, citations = add_quotes([], [], passages, sentences_wanted(question))
-            mode, message = "extractive", FALLBACK_MESSAGES[failure or "unsupported"]
-        elif 2 < sentences_wanted(question) > len(sentences):
-            # An explanation the model left short is completed with quoted evidence.
-            sentences, citations = add_quotes(sentences, citations, passages, sentences_wanted(question))
+        sentences, citations = compose(question, passages, self._archive()[2])
         sentences = fit_tokens(sentences, max_tokens, self.llm.count_tokens)
-        citations = [c for c in citations if any(c.n in s.citations for s in sentences)]
-        released: set[int] = set()
-        for i, sentence in enumerate(sentences):
-            new = tuple(c for c in citations if c.n in sentence.citations and c.n not in released)
-            released.update(c.n for c in new)
-            if i == 0:
-                timings["first_sentence_s"] = round(time.perf_counter() - started, 3)
-            yield Delta(("" if i == 0 else " ") + render_answer([sentence]), new)
+        released: list[Sentence] = []
+        for delta in release(sentences, citations, released):
+            timings.setdefault("first_sentence_s", round(time.perf_counter() - started, 3))
+            yield delta
+
+        text, used, failure = "", token_usage(), None
+        if settings.use_llm:
+            prompt = build_prompt(question, passages, chat=chat, system=system)
+            for piece in self._generate(prompt, timings, started, limit, temperature or 0.0):
+                if isinstance(piece, _Failure):
+                    failure = str(piece)
+                else:
+                    text += piece
+            used = token_usage(prompt_tokens(self.llm.count_tokens, prompt.body), self.llm.count_tokens(text) if text else 0)
+            checked, model_citations = verify_citations(
+                text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=True
+            )
+            joined, citations = join_checked(released, citations, checked, model_citations)
+            joined = fit_tokens([*released, *joined], max_tokens, self.llm.count_tokens)[len(released):]
+            for delta in release(joined, citations, released):
+                timings.setdefault("first_sentence_s", round(time.perf_counter() - started, 3))
+                yield delta
+        if not released:
+            yield self._abstain(question, hits, NO_EVIDENCE_MESSAGE, timings, started, strength, used)
+            return
+        model_joined = len(released) > len(sentences)
         timings["total_s"] = round(time.perf_counter() - started, 3)
         yield Answer(
             question=question,
-            answer=render_answer(sentences),
-            sentences=tuple(sentences),
-            citations=tuple(citations),
-            mode=mode,
-            message=message,
+            answer=render_answer(released),
+            sentences=tuple(released),
+            citations=tuple(c for c in citations if any(c.n in s.citations for s in released)),
+            mode="generated" if model_joined else "evidence",
+            message=MODEL_MESSAGES.get(failure or "", ""),
             nearest=nearest_articles(hits),
             timings=timings,
             evidence_score=round(strength, 4),
             usage=used,
             draft=text.strip() if settings.show_draft else "",
         )
+
+    def _refusal(self, question: str) -> str:
+        """Why the archive can't answer a question whatever the evidence (a publication or a name it lacks), or ""."""
+        known, archive_text, _ = self._archive()
+        missing = unknown_publications(question, known) if known else []
+        if missing:
+            return f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
+        absent = missing_entities(question, lambda name: folded(name) in archive_text) if archive_text else []
+        if absent:
+            return f"The archive never mentions {', '.join(absent)}, so it can't answer this. These are the nearest articles."
+        return ""
 
     def _generate(self, prompt, timings: dict[str, float], started: float, max_tokens: int, temperature: float) -> Iterator[str]:
         """Model text pieces, stopped at repeats and new blocks; on failure the last item is a `_Failure`."""
@@ -339,17 +323,20 @@ class Answerer:
         except LLMUnavailable:
             yield _Failure("unavailable")
 
-    def _archive(self) -> tuple[set[str], str]:
-        """The sources of the indexed articles and all their text `folded`, recomputed when a new build is swapped in."""
+    def _archive(self) -> tuple[set[str], str, frozenset[str]]:
+        """The sources of the indexed articles, all their text `folded`, and the words they write in lower case;
+        recomputed when a new build is swapped in."""
         snapshot = getattr(self.searcher, "snapshot", None)
         if snapshot is None:
-            return set(), ""
+            return set(), "", frozenset()
         if self._archive_of != snapshot.generation:
             articles = snapshot.articles.values()
+            raw = "\n".join(f"{a.title}\n{a.source}\n{a.text}" for a in articles)
             self._sources = {article.source for article in articles if article.source}
-            self._archive_text = folded("\n".join(f"{a.title}\n{a.source}\n{a.text}" for a in articles))
+            self._archive_text = folded(raw)
+            self._common_words = frozenset(re.findall(r"\b[a-z][a-z'’-]*\b", raw))
             self._archive_of = snapshot.generation
-        return self._sources, self._archive_text
+        return self._sources, self._archive_text, self._common_words
 
     def _known_sources(self) -> set[str]:
         """The sources of the articles in the current index."""
@@ -383,7 +370,3 @@ class Answerer:
 
 class _Failure(str):
     """Why generation stopped without an answer ("unavailable" or "timeout"); not answer text."""
-
-
-def _has_marker(text: str) -> bool:
-    return "[" in text and "]" in text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from index.chunking import split_sentences
 from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
@@ -234,6 +234,37 @@ def verify_citations(
         sentences.append(Sentence(text, tuple(s.n for s in keep), bool(keep), round(score, 3)))
     citations = [make_citation(by_n[n], span) for n, (_, span) in sorted(spans.items())]
     return sentences, citations
+
+
+def join_checked(
+    answer: Sequence[Sentence], citations: Sequence[Citation], extra: Sequence[Sentence], extra_citations: Sequence[Citation]
+) -> tuple[list[Sentence], list[Citation]]:
+    """The checked sentences of `extra` (the model's) that say something `answer` doesn't, with their citations
+    merged into `citations`: a span already cited keeps its number, a new span gets the next free number.
+
+    >>> c1 = Citation(1, "a", "T", "S", "", "", 0, "", 0, 10, "Rome waits")
+    >>> c1b = Citation(1, "a", "T", "S", "", "", 0, "", 20, 30, "It sells.")
+    >>> new, merged = join_checked([Sentence("Rome waits.", (1,), True)], [c1], [Sentence("Rome waits!", (1,), True), Sentence("It sells cars.", (1,), True)], [c1b])
+    >>> [(s.text, s.citations) for s in new], [(c.n, c.span_start) for c in merged]
+    ([('It sells cars.', (2,))], [(1, 0), (2, 20)])
+    """
+    merged = list(citations)
+    number: dict[int, int] = {}
+    for citation in extra_citations:
+        same = next((c for c in merged if (c.article_id, c.span_start, c.span_end) == (citation.article_id, citation.span_start, citation.span_end)), None)
+        if same is None:
+            same = replace(citation, n=max((c.n for c in merged), default=0) + 1)
+            merged.append(same)
+        number[citation.n] = same.n
+    said = [s.text for s in answer]
+    joined = []
+    for sentence in extra:
+        if not sentence.supported or any(is_near_duplicate(sentence.text, earlier, 0.5) for earlier in said):
+            continue
+        said.append(sentence.text)
+        joined.append(replace(sentence, citations=tuple(number[n] for n in sentence.citations if n in number)))
+    used = {n for s in [*answer, *joined] for n in s.citations}
+    return joined, [c for c in merged if c.n in used or c in citations]
 
 
 def _similarities(similarity: Similarity | None, texts: list[str], passages: Sequence[Passage]) -> list[dict[int, list[float]]] | None:
