@@ -39,7 +39,7 @@ class FakeAnswerer:
 
 
 def test_judge_rules():
-    assert judge("Yes, it did.", "Yes") and not judge("Yes and no.", "Yes") and not judge("It did.", "Yes")
+    assert judge("Yes, it did.", "Yes") and not judge("It did.", "Yes") and not judge("Wire reports no change [1].", "No")
     assert judge("No [1].", "no") and not judge("Not really.", "no")
     assert judge("Sam Bankman-Fried [1].", "Sam Bankman-Fried", ["Sam Bankman-Fried", "Google"])
     assert not judge("Sam Bankman-Fried or Google.", "Sam Bankman-Fried", ["Sam Bankman-Fried", "Google"])
@@ -69,13 +69,16 @@ def test_evaluate_answers_with_a_fake_answerer(tmp_path):
     path.write_text(json.dumps(QUERIES))
     out = tmp_path / "out" / "eval.json"
     (tmp_path / "out").mkdir()
-    summary = evaluate_answers(tmp_path, path, tmp_path / "index", Settings(), out=out, answerer=FakeAnswerer())
+    full = evaluate_answers(tmp_path, path, tmp_path / "index", Settings(), out=out, answerers={"fake": FakeAnswerer()})
+    summary = full["variants"]["fake"]
     assert summary["queries"] == 5
     assert summary["accuracy"] == 0.5  # yes right, "Yes" for a "No" wrong, two candidates wrong, Dongfeng right
+    assert summary["direct_accuracy"] == 0.5
+    assert (summary["verdicts_given"], summary["verdicts_right"], summary["verdicts_yes"], summary["verdicts_no"]) == (2, 1, 2, 0)
     assert summary["citation_precision"] == 0.75 and summary["abstain_precision"] == 1.0 and summary["abstain_recall"] == 1.0
     assert summary["by_type"]["inference_query"]["accuracy"] == 0.5
-    assert summary["baselines"]["yes"]["all"] == 0.25
-    assert json.loads(out.read_text())["queries"] == 5
+    assert full["baselines"]["yes"]["all"] == 0.25 and len(full["load_average_1_5_15"]["start"]) == 3
+    assert json.loads(out.read_text())["variants"]["fake"]["queries"] == 5
     records = [json.loads(line) for line in out.with_suffix(".jsonl").open()]
     assert len(records) == 5
     raised = with_threshold(records, 0.5)

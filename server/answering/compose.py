@@ -14,14 +14,24 @@ from collections.abc import Collection, Sequence
 
 from server.answering.abstain import folded, named_entities
 from server.answering.citations import is_near_duplicate, make_citation
-from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage
+from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words
 from server.answering.question import Intent, answers_kind, outlets_named, question_parts
 from server.answering.types import Citation, Sentence
 from server.answering.verdict import check_claims, sources_named
 
 _ARTICLE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]")
-_PERSON_HINT = re.compile(r"\b(said|says|told|chief|executive|founder|minister|coach|player|director|spokes\w+|Mr|Ms|Dr)\b")
-_ORG_SUFFIX = re.compile(r"\b(Inc|Corp|Group|Motors?|Bank|Ltd|Company|Co|Holdings|Labs|Media|Games|Airlines)\b")
+_TITLES = frozenset(
+    "manager coach striker substitute captain goalkeeper midfielder defender player runner governor minister president "
+    "chief executive director leader mayor spokesman spokeswoman spokesperson economist analyst scientist researcher "
+    "entomologist astronomer engineer professor founder chairman chair ceo head officer member secretary senator judge "
+    "lawyer prosecutor author writer actor singer dr mr mrs ms prof sir dame lord".split()
+)
+_PERSON_HINT = re.compile(r"\b(said|says|told|who is|who was|aged)\b|,\s+\d{2},")
+_ORG_WORD = re.compile(
+    r"\b(Inc|Corp|Group|Motors?|Bank|Ltd|Company|Co|Holdings|Labs|Media|Games|Airlines|Athletic|United|City|FC|Rovers|"
+    r"Council|University|Institute|Observatory|Agency|Authority|Review|Daily|Weekly|Ledger|Herald|Times|News|Party|"
+    r"Government|Ministry|Association|Club|Semiconductor|Technologies|Systems|Energy|Foundation)\b"
+)
 MAX_SENTENCES = 6
 REFERRING_PENALTY = 0.7  # "His comments came days after …" leans on a sentence the reader doesn't see
 _REFERRING = re.compile(r"\W*(he|she|his|her|they|their|it|its|this|that|these|those|such|the move|the decision)\b", re.IGNORECASE)
@@ -63,7 +73,8 @@ def attributed(text: str, source: str, common: Collection[str] = frozenset()) ->
     if first is None:
         return f"According to {source}, {text}"
     word = first.group()
-    if word == "I" or (word.lower() not in STOPWORDS and word.lower() not in common and word[0].isupper()):
+    lowered = word.lower()
+    if word == "I" or (lowered not in STOPWORDS and lowered not in _TITLES and lowered not in common and word[0].isupper()):
         return f"{source} reports that {text}"
     return f"{source} reports that {word.lower()}{text[len(word):]}"
 
@@ -92,7 +103,9 @@ def ranked(passages: Sequence[Passage]) -> list[tuple[EvidenceSentence, Passage]
     return sorted(pairs, key=lambda pair: (-pair[0].score * (REFERRING_PENALTY if _REFERRING.match(pair[0].text) else 1.0), pair[1].n))
 
 
-def best_entity(intent: Intent, question: str, passages: Sequence[Passage]) -> tuple[str, list[tuple[EvidenceSentence, Passage]]]:
+def best_entity(
+    intent: Intent, question: str, passages: Sequence[Passage], common: Collection[str] = frozenset()
+) -> tuple[str, list[tuple[EvidenceSentence, Passage]]]:
     """The name that best answers a who/which question, and the evidence sentences that name it.
 
     Names the question itself uses, and outlet names, don't count. A name scores the best question-relevance of
@@ -108,12 +121,14 @@ def best_entity(intent: Intent, question: str, passages: Sequence[Passage]) -> t
     outlets = {folded(source_of(p)) for p in passages} | {folded(o) for o in outlets_named(question)}
     scores: dict[str, dict[int, float]] = {}
     support: dict[str, list[tuple[EvidenceSentence, Passage]]] = {}
+    asked_terms = content_words(question)
     for sentence, passage in ranked(passages):
-        for name in named_entities(sentence.text):
+        for raw in named_entities(sentence.text):
+            name = bare_name(raw, common)
             key = folded(name)
-            if key in asked or any(key in o or o in key for o in outlets if o) or all(w in asked.split() for w in key.split()):
+            if not name or key in asked or any(key in o or o in key for o in outlets if o) or all(w in asked.split() for w in key.split()):
                 continue
-            weight = _type_weight(intent.entity_type, name, sentence.text)
+            weight = _type_weight(intent.entity_type, name, sentence.text) * _nearness(name, sentence.text, asked_terms)
             per_article = scores.setdefault(name, {})
             per_article[passage.n] = max(per_article.get(passage.n, 0.0), sentence.score * weight)
             support.setdefault(name, []).append((sentence, passage))
@@ -131,14 +146,45 @@ def best_entity(intent: Intent, question: str, passages: Sequence[Passage]) -> t
     return name, support[name]
 
 
+def bare_name(name: str, common: Collection[str] = frozenset()) -> str:
+    """A name without the titles and common words a sentence opened it with ("Manager Sandra Keane").
+
+    >>> bare_name("Entomologist Dr. Rafael Costa"), bare_name("Business", {"business"}), bare_name("Lucia Moreno")
+    ('Rafael Costa', '', 'Lucia Moreno')
+    """
+    words = name.split()
+    while words and (words[0].lower().rstrip(".") in _TITLES or (words[0].lower() in common and len(words) > 1)):
+        words = words[1:]
+    if len(words) == 1 and words[0].lower() in common:
+        return ""
+    return " ".join(words)
+
+
+def _titled(name: str, sentence: str) -> bool:
+    """Whether the sentence gives the name a person's title or role ("striker Kofi Mensah", "Tavares, 65,")."""
+    before = re.search(rf"(\w+)\.?\s+(?:Dr\.?\s+)?{re.escape(name)}", sentence)
+    return bool(before and before.group(1).lower() in _TITLES) or bool(_PERSON_HINT.search(sentence))
+
+
 def _type_weight(entity_type: str, name: str, sentence: str) -> float:
     """How well a name fits the kind of entity asked for (a person, an organization)."""
     words = name.split()
     if entity_type == "person":
-        return 1.5 if len(words) >= 2 and not _ORG_SUFFIX.search(name) else 0.8 if _PERSON_HINT.search(sentence) else 0.6
+        if _ORG_WORD.search(name):
+            return 0.4
+        return 1.5 if len(words) >= 2 and _titled(name, sentence) else 1.0 if len(words) >= 2 else 0.6
     if entity_type == "organization":
-        return 1.3 if _ORG_SUFFIX.search(name) or len(words) == 1 else 0.8
+        return 1.3 if _ORG_WORD.search(name) or len(words) == 1 else 0.8
     return 1.0
+
+
+def _nearness(name: str, sentence: str, asked: set[str]) -> float:
+    """More weight when the question's own words stand next to the name (within six words either side)."""
+    at = sentence.find(name)
+    if at < 0:
+        return 1.0
+    window = " ".join(sentence[:at].split()[-6:] + sentence[at + len(name):].split()[:6])
+    return 1.0 + 0.5 * min(2, len(asked & content_words(window)))
 
 
 def compose(question: str, passages: Sequence[Passage], common: Collection[str] = frozenset()) -> tuple[list[Sentence], list[Citation]]:
@@ -164,7 +210,7 @@ def compose(question: str, passages: Sequence[Passage], common: Collection[str] 
 
     for intent in parts:
         if intent.kind == "entity":
-            name, naming = best_entity(intent, question, passages)
+            name, naming = best_entity(intent, question, passages, common)
             if name:
                 cited = list(dict.fromkeys(p.n for _, p in naming))[:3]
                 sources = list(dict.fromkeys(source_of(p) for _, p in naming if source_of(p)))[:3]

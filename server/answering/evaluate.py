@@ -6,6 +6,7 @@ The judging and summarizing functions are pure; `evaluate_answers` is the shell 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import statistics
@@ -41,18 +42,28 @@ def contains(haystack: str, needle: str) -> bool:
     return bool(n) and f" {n} " in f" {normalize(haystack)} "
 
 
-def judge(answer: str, gold: str, candidates: Iterable[str] = ()) -> bool:
-    """Whether an answer is right: yes/no must match alone; otherwise the gold appears and no other candidate does.
+def verdict_of(answer: str) -> str:
+    """The yes/no verdict an answer opens with ("Yes", "No"), or "" when it gives none.
 
-    >>> judge("Yes, both say so.", "Yes"), judge("Yes and no.", "Yes"), judge("No [1].", "no")
+    >>> verdict_of("Yes: Wire reports that Rome waits [1]."), verdict_of("Wire reports that no site was chosen [1].")
+    ('Yes', '')
+    """
+    match = re.match(r"\W*(yes|no)\b", answer, re.IGNORECASE)
+    return match.group(1).capitalize() if match else ""
+
+
+def judge(answer: str, gold: str, candidates: Iterable[str] = ()) -> bool:
+    """Whether an answer is right: for yes/no its opening verdict must match (words like "no" inside a reported
+    sentence are no verdict); otherwise the gold appears and no other candidate does.
+
+    >>> judge("Yes, both say so.", "Yes"), judge("Wire reports that no site was chosen.", "No"), judge("No [1].", "no")
     (True, False, True)
     >>> judge("Google [1].", "Google", ["Google", "Apple"]), judge("Google or Apple.", "Google", ["Google", "Apple"])
     (True, False)
     """
     g = normalize(gold)
     if g in ("yes", "no"):
-        has_yes, has_no = contains(answer, "yes"), contains(answer, "no")
-        return has_yes != has_no and (has_yes if g == "yes" else has_no)
+        return verdict_of(answer).lower() == g
     if not contains(answer, gold):
         return False
     others = {normalize(c) for c in candidates} - {g}
@@ -135,6 +146,8 @@ def score_record(query: dict, answer: dict, candidates: Iterable[str]) -> dict:
     from_gold = [bool(is_gold(c["url"], c["title"])) for c in cited]
     recalled = set().union(*(is_gold(c["url"], c["title"]) for c in cited)) if cited else set()
     sentences = answer["sentences"]
+    opening = sentences[0]["text"] if sentences else answer["answer"]
+    scored = query["question_type"] != NULL and not answer["abstained"]
     return {
         "query": query["query"],
         "type": query["question_type"],
@@ -142,7 +155,9 @@ def score_record(query: dict, answer: dict, candidates: Iterable[str]) -> dict:
         "answer": answer["answer"],
         "mode": answer["mode"],
         "abstained": answer["abstained"],
-        "correct": None if query["question_type"] == NULL else (not answer["abstained"] and judge(answer["answer"], query["answer"], candidates)),
+        "correct": None if query["question_type"] == NULL else (scored and judge(answer["answer"], query["answer"], candidates)),
+        "direct_correct": None if query["question_type"] == NULL else (scored and judge(opening, query["answer"], candidates)),
+        "verdict": verdict_of(answer["answer"]) if scored else "",
         "citations": len(cited),
         "cited_from_gold": sum(from_gold),
         "gold_articles": len(gold),
@@ -150,7 +165,7 @@ def score_record(query: dict, answer: dict, candidates: Iterable[str]) -> dict:
         "cited": [[c["url"], c["title"]] for c in cited],
         "sentences": len(sentences),
         "supported_sentences": sum(1 for s in sentences if s["supported"]),
-        "first_token_s": answer["timings"].get("first_token_s"),
+        "first_sentence_s": answer["timings"].get("first_sentence_s"),
         "total_s": answer["timings"].get("total_s"),
         "evidence_score": answer.get("evidence_score"),
         "unknown_publication": answer["abstained"] and "holds no articles from" in answer.get("message", ""),
@@ -162,7 +177,7 @@ def summarize(records: Sequence[dict]) -> dict:
 
     >>> r = {"type": "null_query", "correct": None, "abstained": True, "citations": 0, "cited_from_gold": 0,
     ...      "gold_articles": 0, "gold_articles_cited": 0, "sentences": 0, "supported_sentences": 0,
-    ...      "first_token_s": None, "total_s": 1.0}
+    ...      "first_sentence_s": None, "total_s": 1.0}
     >>> summarize([r])["abstain_recall"]
     1.0
     """
@@ -175,11 +190,18 @@ def summarize(records: Sequence[dict]) -> dict:
     cited = sum(r["citations"] for r in answered)
     gold = sum(r["gold_articles"] for r in answered if not r["abstained"])
     sentences = sum(r["sentences"] for r in records)
-    firsts = [r["first_token_s"] for r in records if r["first_token_s"] is not None]
+    firsts = [r["first_sentence_s"] for r in records if r.get("first_sentence_s") is not None]
+    verdicts = [r for r in answered if r.get("verdict")]
     totals = [r["total_s"] for r in records if r["total_s"] is not None]
     return {
         "queries": len(records),
         "accuracy": _mean(r["correct"] for r in answered),
+        "direct_accuracy": _mean(r.get("direct_correct") for r in answered),
+        "verdicts_given": len(verdicts),
+        "verdicts_right": sum(1 for r in verdicts if r["correct"]),
+        "verdicts_yes": sum(1 for r in verdicts if r["verdict"] == "Yes"),
+        "verdicts_no": sum(1 for r in verdicts if r["verdict"] == "No"),
+        "yes_no_questions": sum(1 for r in answered if normalize(r["gold"]) in ("yes", "no")),
         "citation_precision": sum(r["cited_from_gold"] for r in answered) / cited if cited else None,
         "citation_recall": sum(r["gold_articles_cited"] for r in answered if not r["abstained"]) / gold if gold else None,
         "abstain_precision": precision,
@@ -187,8 +209,8 @@ def summarize(records: Sequence[dict]) -> dict:
         "abstain_f1": 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if nulls else None),
         "abstain_rate_non_null": _mean(r["abstained"] for r in answered),
         "supported_sentence_rate": sum(r["supported_sentences"] for r in records) / sentences if sentences else None,
-        "extractive_rate": _mean(r.get("mode") == "extractive" for r in records),
-        "median_first_token_s": statistics.median(firsts) if firsts else None,
+        "model_joined_rate": _mean(r.get("mode") == "generated" for r in records),
+        "median_first_sentence_s": statistics.median(firsts) if firsts else None,
         "median_total_s": statistics.median(totals) if totals else None,
     }
 
@@ -242,7 +264,7 @@ def with_threshold(records: Sequence[dict], threshold: float) -> list[dict]:
                 "cited": [],
                 "sentences": 0,
                 "supported_sentences": 0,
-                "first_token_s": None,
+                "first_sentence_s": None,
             }
         )
     return result
@@ -282,38 +304,51 @@ def _mean(values: Iterable) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def evaluate_answers(corpus: Path, queries: Path, index_dir: Path, settings: Settings, *, limit: int | None = None, out: Path | None = None, answerer=None) -> dict:
-    """Answer a stratified sample of the queries and summarize, overall and by question type.
+def evaluate_answers(
+    corpus: Path, queries: Path, index_dir: Path, settings: Settings, *, limit: int | None = None, out: Path | None = None, answerers: dict | None = None
+) -> dict:
+    """Answer a stratified sample of the queries with each answerer and summarize, overall and by question type.
 
-    Per-query records go to `out` with the suffix .jsonl as they are produced, so a long run can be watched.
+    By default the answerers are "evidence_only" (no model call) and "model" (the configured LLM adds checked
+    sentences), over the same index. Per-query records go to `out` with the suffix .jsonl as they are produced.
     """
     all_queries = read_queries(queries)
     sample = stratified_sample(all_queries, limit)
     candidates = sorted({q["answer"] for q in all_queries if normalize(q["answer"]) not in ("yes", "no") and q["question_type"] != NULL})
-    if answerer is None:
+    if answerers is None:
+        from server.answering.answer import Answerer
         from server.answering.ask import load_answerer
 
         settings = settings.model_copy(update={"index_dir": Path(index_dir), "corpus_dir": Path(corpus)})
-        answerer = load_answerer(settings)
+        model = load_answerer(settings)
+        evidence = Answerer(model.searcher, model.llm, model.embedder, settings.model_copy(update={"use_llm": False}))
+        answerers = {"evidence_only": evidence, "model": model}
     log = Path(out).with_suffix(".jsonl").open("w", encoding="utf-8") if out else None
-    records, started = [], time.perf_counter()
+    records: dict[str, list[dict]] = {name: [] for name in answerers}
+    started, load = time.perf_counter(), [os.getloadavg()]
     try:
         for query in sample:
-            record = score_record(query, answerer.answer(query["query"]).to_dict(), candidates)
-            records.append(record)
-            if log:
-                log.write(json.dumps(record, ensure_ascii=False) + "\n")
-                log.flush()
+            for name, answerer in answerers.items():
+                record = score_record(query, answerer.answer(query["query"]).to_dict(), candidates) | {"variant": name}
+                records[name].append(record)
+                if log:
+                    log.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    log.flush()
     finally:
         if log:
             log.close()
-    summary = summarize(records)
-    summary["by_type"] = {t: summarize([r for r in records if r["type"] == t]) for t in sorted({r["type"] for r in records})}
+    load.append(os.getloadavg())
+    summary: dict = {"variants": {}}
+    for name, rows in records.items():
+        summary["variants"][name] = summarize(rows) | {"by_type": {t: summarize([r for r in rows if r["type"] == t]) for t in sorted({r["type"] for r in rows})}}
     summary["baselines"] = baselines(all_queries, sample)
-    summary["settings"] = {
-        key: getattr(settings, key)
-        for key in ("k", "evidence_tokens", "max_answer_tokens", "abstain_threshold", "llm_context")
-    } | {"llm": getattr(answerer.llm, "name", "?"), "queries_file": str(queries), "limit": limit}
+    llm = getattr(next(iter(answerers.values())), "llm", None)
+    summary["settings"] = {key: getattr(settings, key) for key in ("k", "evidence_tokens", "max_answer_tokens", "abstain_threshold", "llm_context")} | {
+        "llm": getattr(llm, "name", "?"),
+        "queries_file": str(queries),
+        "limit": limit,
+    }
+    summary["load_average_1_5_15"] = {"start": [round(x, 2) for x in load[0]], "end": [round(x, 2) for x in load[1]]}
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
