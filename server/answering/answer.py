@@ -293,7 +293,8 @@ class Answerer:
         missing = unknown_publications(question, known) if known else []
         if missing:
             return f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
-        absent = missing_entities(question, lambda name: folded(name) in archive_text) if archive_text else []
+        mentioned = getattr(self.searcher, "mentions", None) or (lambda name: folded(name) in archive_text if archive_text else True)
+        absent = missing_entities(question, mentioned)
         if absent:
             return f"The archive never mentions {', '.join(absent)}, so it can't answer this. These are the nearest articles."
         return ""
