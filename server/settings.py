@@ -132,7 +132,14 @@ class Settings(BaseSettings):
     )
     session_hours: float = Field(default=12.0, gt=0, le=24 * 365, description="How long a login cookie stays valid.")
     queue_size: int = Field(default=8, ge=0, le=1000, description="Requests that may wait for the LLM before 429.")
-    max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are refused.")
+    max_question_chars: int = Field(default=2000, ge=10, description="Longer questions (and search queries) are refused (413).")
+    max_message_chars: int = Field(
+        default=20_000, ge=10, description="Longer earlier messages (history turns, /v1 messages) are refused (413)."
+    )
+    max_history_chars: int = Field(
+        default=60_000, ge=10, description="A longer history (all earlier messages together) is refused (413)."
+    )
+    max_request_bytes: int = Field(default=1_000_000, ge=1000, description="Larger JSON request bodies are refused (413).")
 
     def chunk_settings(self) -> ChunkSettings:
         """How articles are chunked and embedded; recorded in, and checked against, the index manifest."""

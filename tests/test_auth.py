@@ -100,7 +100,7 @@ def test_cookie_is_secure_over_https_and_login_never_redirects_off_site():
 @pytest.mark.parametrize("cookie", [
     sign_session("k3", int(time.time()) + 3600),                 # signed with a key the server does not take
     sign_session("k1", int(time.time()) - 1),                    # expired
-    sign_session("k1", int(time.time()) + 3600)[:-1] + "0",      # tampered signature
+    re.sub(".$", lambda m: "1" if m[0] == "0" else "0", sign_session("k1", int(time.time()) + 3600)),  # tampered
     "9999999999.", "12a.abc", "x" * 10_000, "",
 ])
 def test_forged_expired_or_garbled_cookies_are_refused(cookie):

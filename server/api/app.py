@@ -8,6 +8,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 from index.errors import BylineError, QueueFull
 from server.api.auth import KeyWall, unauthorized
 from server.api.limits import AnswerGate
+from server.api.schemas import error_body, field_errors
 from server.api.rebuild import Rebuilder
 from server.settings import REPO_ROOT, Settings
 
@@ -102,16 +104,23 @@ async def byline_error(request: Request, error: BylineError) -> JSONResponse:
     headers = {}
     if isinstance(error, QueueFull):
         headers["Retry-After"] = str(request.app.state.gate.retry_after())
-    body = {"error": type(error).__name__, "detail": str(error)}
+    body = error_body(request.url.path, type(error).__name__, str(error), error.http_status)
     return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
 async def http_error(request: Request, error: HTTPException):
-    """An HTTP error as JSON ({"error", "detail"}); a 401 on a page is the login form instead."""
+    """An HTTP error as JSON; a 401 on a page is the login form instead."""
     if error.status_code == 401:
         return unauthorized(request, str(error.detail))
-    body = {"error": HTTPStatus(error.status_code).phrase, "detail": error.detail}
+    name = HTTPStatus(error.status_code).phrase.replace(" ", "")
+    body = error_body(request.url.path, name, str(error.detail), error.status_code)
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 listing each refused field with its location, without echoing the refused input."""
+    body = error_body(request.url.path, "ValidationError", field_errors(error.errors()), 422)
+    return JSONResponse(body, status_code=422)
 
 
 def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, answerer=None) -> FastAPI:
@@ -133,6 +142,7 @@ def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, an
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(BylineError, byline_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
     app.include_router(pages.router)

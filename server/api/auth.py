@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from server.api.html import templates
+from server.api.schemas import error_body
 from server.settings import Settings
 
 SESSION_COOKIE = "byline_session"
@@ -106,7 +107,7 @@ def unauthorized(request: Request, detail: str) -> Response:
     if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
         query = request.url.query
         return login_page(request, detail, request.url.path + (f"?{query}" if query else ""))
-    body = {"error": "Unauthorized", "detail": detail}
+    body = error_body(request.url.path, "Unauthorized", detail, 401)
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 

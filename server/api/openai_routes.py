@@ -16,44 +16,100 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict
 from functools import partial
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
-from server.api.routes import check_question, stream_failure, unstreamed_text
+from server.api.routes import stream_failure, unstreamed_text
+from server.api.schemas import CheckedRoute, Name, sse_event, OpenAIErrorBody, Strict, check_lengths, error_responses
 from server.api.limits import GatedStreamingResponse, run_in_gate, stream_in_thread
 from server.answering.types import Answer, Delta
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=CheckedRoute, responses=error_responses(401, openai=True))
 
 MODEL_ID = "byline"
+COMPLETION_OR_CHUNKS = {200: {"description": "A chat.completion, or with `stream: true` chat.completion.chunk events "
+                                             "ending with the citations (or an error object), then `[DONE]`.",
+                              "content": {"text/event-stream": {"schema": sse_event(None)}}}}
 
 
-class ChatMessage(BaseModel):
-    """One OpenAI chat message; only text content is used."""
+class TextPart(Strict):
+    """A text part of a multi-part message; Byline reads text only, so other part types are refused."""
 
-    model_config = ConfigDict(extra="ignore")
-    role: str
-    content: str | list[dict] | None = None
+    type: Literal["text"]
+    text: StrictStr
+
+
+class ChatMessage(Strict):
+    """One OpenAI chat message. Its content is text or a list of text parts; the other fields are OpenAI's, ignored."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: StrictStr | list[TextPart] | None = None
+    name: Name | None = None
+    refusal: StrictStr | None = None
+    tool_calls: list[dict] | None = None
+    tool_call_id: Name | None = None
+    function_call: dict | None = None
+    audio: dict | None = None
 
     def text(self) -> str:
-        """The message text, joining the text parts of a multi-part content list."""
+        """The message text, joining the parts of a multi-part content list."""
         if isinstance(self.content, list):
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return "".join(part.text for part in self.content)
         return self.content or ""
 
 
-class ChatRequest(BaseModel):
-    """The subset of the OpenAI chat completion request Byline honours; other fields are ignored."""
+class StreamOptions(Strict):
+    """OpenAI's stream_options; the final chunk always carries usage."""
 
-    model_config = ConfigDict(extra="ignore")
-    model: str = MODEL_ID
+    include_usage: StrictBool | None = None
+    include_obfuscation: StrictBool | None = None
+
+
+class OpenAIOptions(Strict):
+    """The other fields of an OpenAI chat completion request: accepted so any OpenAI client works, and ignored."""
+
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
+    n: StrictInt | None = Field(default=None, ge=1, le=1, description="Only one choice is made.")
+    stop: Name | list[Name] | None = Field(default=None, max_length=4)
+    presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, StrictFloat] | None = None
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    seed: StrictInt | None = None
+    user: Name | None = None
+    stream_options: StreamOptions | None = None
+    response_format: dict | None = None
+    tools: list[dict] | None = None
+    tool_choice: Name | dict | None = None
+    parallel_tool_calls: StrictBool | None = None
+    functions: list[dict] | None = None
+    function_call: Name | dict | None = None
+    service_tier: Name | None = None
+    store: StrictBool | None = None
+    metadata: dict[str, StrictStr] | None = None
+    modalities: list[Name] | None = None
+    reasoning_effort: Name | None = None
+    verbosity: Name | None = None
+    prediction: dict | None = None
+    audio: dict | None = None
+    web_search_options: dict | None = None
+    safety_identifier: Name | None = None
+    prompt_cache_key: Name | None = None
+
+
+class ChatRequest(OpenAIOptions):
+    """An OpenAI chat completion request: Byline honours model, messages, stream, max_tokens and temperature."""
+
+    model: Name = MODEL_ID
     messages: list[ChatMessage] = Field(min_length=1, max_length=80)
-    stream: bool = False
-    max_tokens: int | None = Field(default=None, ge=1, description="Cap on the model's tokens and the answer's length.")
-    max_completion_tokens: int | None = Field(default=None, ge=1, description="The newer name of max_tokens.")
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Sampling temperature (default 0).")
+    stream: StrictBool = False
+    max_tokens: StrictInt | None = Field(default=None, ge=1, description="Cap on the model's tokens and the answer's length.")
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1, description="The newer name of max_tokens.")
+    temperature: StrictFloat | None = Field(default=None, ge=0.0, le=2.0, description="Sampling temperature (default 0).")
 
     @model_validator(mode="after")
     def _ends_with_question(self) -> ChatRequest:
@@ -70,6 +126,9 @@ class ChatRequest(BaseModel):
         """The answerer's keyword options: the system (and developer) messages joined, max_tokens, temperature."""
         system = "\n".join(m.text() for m in self.messages if m.role in ("system", "developer") and m.text().strip())
         return {"system": system or None, "max_tokens": self.max_completion_tokens or self.max_tokens, "temperature": self.temperature}
+
+
+MODEL_NOT_FOUND = {"model": OpenAIErrorBody, "description": "The model is not `byline` (see GET /v1/models)."}
 
 
 def model_not_found(model: str) -> JSONResponse:
@@ -136,13 +195,14 @@ async def chunk_events(items: AsyncIterator, model: str, completion_id: str) -> 
     yield "data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completion with citations")
+@router.post("/chat/completions", summary="OpenAI-compatible chat completion with citations",
+             responses={**COMPLETION_OR_CHUNKS, **error_responses(400, 413, 422, 429, 503, openai=True), 404: MODEL_NOT_FOUND})
 async def chat_completions(body: ChatRequest, request: Request):
     state = request.app.state
     if body.model != MODEL_ID:
         return model_not_found(body.model)
     question, history = body.question_and_history()
-    check_question(question, state.settings)
+    check_lengths(question, [m.text() for m in body.messages[:-1]], state.settings)
     call = partial(state.answerer.stream, question, history, **body.options())
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if not body.stream:

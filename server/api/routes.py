@@ -13,91 +13,26 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict
-from datetime import date
 from functools import partial
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, field_validator, model_validator
 
 from index.errors import ArticleNotFound, BylineError
-from index.types import Article, Filters
+from index.types import Article
 from server.api.auth import require_admin
 from server.api.limits import GatedStreamingResponse, run_in_gate, stream_in_thread
-from server.settings import Settings
+from server.api.schemas import AskRequest, CheckedRoute, SearchQuery, check_lengths, error_responses, sse_event
 from server.answering.types import Answer, Delta
 
-router = APIRouter(tags=["api"])
+router = APIRouter(tags=["api"], route_class=CheckedRoute, responses=error_responses(401))
 log = logging.getLogger(__name__)
 
 ARTICLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-class Turn(BaseModel):
-    """One earlier message of the conversation."""
-
-    role: Literal["user", "assistant"]
-    content: str = Field(max_length=20_000)
-
-
-class FiltersIn(BaseModel):
-    """Optional published-date range (inclusive ISO dates) and allowed sources."""
-
-    after: date | None = None
-    before: date | None = None
-    sources: list[str] = Field(default_factory=list, max_length=50)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> FiltersIn:
-        if self.after and self.before and self.after > self.before:
-            raise ValueError("filters.after must not be later than filters.before")
-        return self
-
-    def to_filters(self) -> Filters:
-        """The core's Filters."""
-        return make_filters(self.after, self.before, self.sources)
-
-
-class AskRequest(BaseModel):
-    """POST /api/ask. `history` holds the earlier turns, oldest first."""
-
-    question: str = Field(
-        min_length=1, max_length=100_000, description="The question; empty is refused (422), over BYLINE_MAX_QUESTION_CHARS 413."
-    )
-    history: list[Turn] = Field(default_factory=list, max_length=40)
-    k: int | None = Field(default=None, ge=1, le=100, description="Passages to retrieve (default BYLINE_K).")
-    filters: FiltersIn | None = None
-    stream: bool = Field(default=False, description="Stream server-sent events instead of one JSON object.")
-
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("question is empty")
-        return value.strip()
-
-
-def make_filters(after: date | None, before: date | None, sources: list[str]) -> Filters | None:
-    """Core Filters from request values, or None when nothing filters.
-
-    >>> make_filters(date(2024, 1, 1), None, ["BBC"])
-    Filters(after='2024-01-01', before=None, sources=('BBC',))
-    """
-    sources = tuple(s.strip() for s in sources if s.strip())
-    if after is None and before is None and not sources:
-        return None
-    return Filters(after=after and after.isoformat(), before=before and before.isoformat(), sources=sources)
-
-
-def check_question(question: str, settings: Settings) -> str:
-    """Refuse a question over BYLINE_MAX_QUESTION_CHARS with 413 and a message saying the limit."""
-    if len(question) > settings.max_question_chars:
-        raise HTTPException(
-            status_code=413,
-            detail=f"question is {len(question)} characters; the limit is {settings.max_question_chars}",
-        )
-    return question
+ANSWER_OR_EVENTS = {200: {"description": "The Answer as JSON, or with `stream: true` server-sent events: `delta`*, "
+                                         "`citations`, `final` (the Answer), or `error` if it fails midway.",
+                          "content": {"text/event-stream": {"schema": sse_event(["delta", "citations", "final", "error"])}}}}
 
 
 def find_article(searcher, article_id: str) -> Article:
@@ -166,11 +101,12 @@ async def answer_events(items: AsyncIterator) -> AsyncIterator[str]:
             yield sse("error", {"error": name, "detail": detail, "status": status})
 
 
-@router.post("/api/ask", summary="Answer a question with numbered, checked citations")
+@router.post("/api/ask", summary="Answer a question with numbered, checked citations",
+             responses={**ANSWER_OR_EVENTS, **error_responses(400, 413, 422, 429, 503)})
 async def ask(body: AskRequest, request: Request):
     state = request.app.state
-    check_question(body.question, state.settings)
     history = [turn.model_dump() for turn in body.history]
+    check_lengths(body.question, [turn["content"] for turn in history], state.settings)
     filters = body.filters.to_filters() if body.filters else None
     call = partial(state.answerer.stream, body.question, history, body.k, filters)
     if not body.stream:
@@ -181,27 +117,20 @@ async def ask(body: AskRequest, request: Request):
     return GatedStreamingResponse(events, state.gate, media_type="text/event-stream", headers=headers)
 
 
-@router.get("/api/search", summary="Retrieve passages (no LLM)")
-async def search(
-    request: Request,
-    q: str = Query(min_length=1, max_length=2000),
-    k: int | None = Query(default=None, ge=1, le=100),
-    source: list[str] = Query(default=[]),
-    after: date | None = None,
-    before: date | None = None,
-):
+@router.get("/api/search", summary="Retrieve passages (no LLM)", responses=error_responses(413, 422, 503))
+async def search(query: Annotated[SearchQuery, Query()], request: Request):
     state = request.app.state
-    filters = make_filters(after, before, source)
-    hits = await run_in_threadpool(state.searcher.search, q, k or state.settings.k, filters)
-    return {"query": q, "hits": [asdict(hit) for hit in hits]}
+    check_lengths(query.q, [], state.settings)
+    hits = await run_in_threadpool(state.searcher.search, query.q, query.k or state.settings.k, query.to_filters())
+    return {"query": query.q, "hits": [asdict(hit) for hit in hits]}
 
 
-@router.get("/api/articles/{article_id}", summary="One article from the loaded index")
+@router.get("/api/articles/{article_id}", summary="One article from the loaded index", responses=error_responses(404, 503))
 async def article(article_id: str, request: Request):
     return asdict(find_article(request.app.state.searcher, article_id))
 
 
-@router.post("/api/index/rebuild", status_code=202, dependencies=[Depends(require_admin)])
+@router.post("/api/index/rebuild", status_code=202, dependencies=[Depends(require_admin)], responses=error_responses(403, 409))
 async def rebuild(request: Request):
     """Start an incremental rebuild of BYLINE_CORPUS_DIR in the background (needs the admin token)."""
     return request.app.state.rebuilder.start().to_dict()
