@@ -1,16 +1,21 @@
 // Byline chat: streams /api/ask over server-sent events and shows cited passages.
 // Every piece of article or answer text goes into the page through textContent, never as HTML.
+// Only checked text is ever shown: the server's `delta` events carry whole checked sentences.
+// The conversation is kept in localStorage until "New conversation".
 "use strict";
 
 (function () {
   const form = document.getElementById("ask-form");
   const question = document.getElementById("question");
   const send = document.getElementById("send");
+  const stop = document.getElementById("stop");
   const turns = document.getElementById("turns");
   const panel = document.getElementById("panel");
-  const history = [];          // earlier turns, sent with each question so follow-ups work
+  const STORAGE_KEY = "byline.conversation";
+  const saved = [];            // finished turns {question, state, answer, partial}, as kept in localStorage
   const articles = new Map();  // article id -> article JSON (cache)
   let openedBy = null;         // the marker button that opened the panel, to return focus
+  let answering = null;        // the AbortController of the answer streaming now
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -69,27 +74,24 @@
     const button = el("button", "cite", "[" + n + "]");
     button.type = "button";
     button.dataset.n = String(n);
-    button.setAttribute("aria-label", "Source " + n + (citation ? ": " + citation.title : ""));
-    if (!citation) button.disabled = true;
-    else button.addEventListener("click", () => openPanel(citation, button));
+    button.setAttribute("aria-label", "Source " + n + ": " + citation.title);
+    button.addEventListener("click", () => openPanel(citation, button));
     return button;
   }
 
-  // Text with [n] markers becomes text nodes and real buttons.
-  function appendWithMarkers(parent, text, byNumber) {
-    const seen = new Set();
-    const pattern = /\[(\d+)\]/g;
+  // Checked text with its [n] markers: a run of markers that ends a sentence and names only the answer's
+  // own citations becomes buttons; any other "[n]" (one an article wrote, inside a quote) stays text.
+  const MARKER_RUN = /((?:\[\d+\])+)(?=[.!?]?(?:\s|$))/g;
+  function appendChecked(parent, text, byNumber) {
     let last = 0;
-    let match;
-    while ((match = pattern.exec(text)) !== null) {
+    for (const match of text.matchAll(MARKER_RUN)) {
+      const numbers = Array.from(match[1].matchAll(/\d+/g), (m) => Number(m[0]));
+      if (!numbers.every((n) => byNumber.has(n))) continue;
       parent.appendChild(document.createTextNode(text.slice(last, match.index)));
-      const n = Number(match[1]);
-      parent.appendChild(citeButton(n, byNumber.get(n)));
-      seen.add(n);
-      last = pattern.lastIndex;
+      for (const n of numbers) parent.appendChild(citeButton(n, byNumber.get(n)));
+      last = match.index + match[1].length;
     }
     parent.appendChild(document.createTextNode(text.slice(last)));
-    return seen;
   }
 
   function renderNearest(box, nearest) {
@@ -108,6 +110,49 @@
     box.appendChild(list);
   }
 
+  // The sources list is numbered by the markers themselves: item [3] is citation 3.
+  function renderSources(box, citations) {
+    const list = el("ol", "sources");
+    list.setAttribute("aria-label", "Sources");
+    for (const c of citations) {
+      const item = el("li");
+      item.value = c.n;
+      item.appendChild(citeButton(c.n, c));
+      item.appendChild(el("span", "source-title", " " + (c.title || c.article_id)));
+      const meta = [c.source, (c.published || "").slice(0, 10)].filter(Boolean).join(" · ");
+      if (meta) item.appendChild(el("span", "meta", " — " + meta));
+      list.appendChild(item);
+    }
+    box.appendChild(list);
+  }
+
+  // The answer and its sources as plain text, for the clipboard.
+  function answerAsText(answer) {
+    const lines = [answer.answer];
+    if (answer.citations.length) lines.push("", "Sources:");
+    for (const c of answer.citations) {
+      const meta = [c.source, (c.published || "").slice(0, 10)].filter(Boolean).join(", ");
+      lines.push("[" + c.n + "] " + (c.title || c.article_id) + (meta ? " (" + meta + ")" : "") + (safeUrl(c.url) ? " " + c.url : ""));
+      if (c.quote) lines.push('    "' + c.quote.split(/\s+/).join(" ").trim() + '"');
+    }
+    return lines.join("\n");
+  }
+
+  function copyButton(answer) {
+    const button = el("button", "copy secondary", "Copy answer");
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(answerAsText(answer));
+        button.textContent = "Copied";
+      } catch (error) {
+        button.textContent = "Copy failed: " + error.message;
+      }
+      setTimeout(() => { button.textContent = "Copy answer"; }, 2000);
+    });
+    return button;
+  }
+
   function renderAnswer(box, answer) {
     box.replaceChildren();
     const byNumber = new Map(answer.citations.map((c) => [c.n, c]));
@@ -121,35 +166,19 @@
       return;
     }
     const body = el("p", "answer-text");
-    let unsupported = 0;
-    const sentences = answer.sentences && answer.sentences.length ? answer.sentences : [{ text: answer.answer, citations: [], supported: true }];
-    for (const sentence of sentences) {
-      const span = el("span", sentence.supported ? "sentence" : "sentence unsupported");
-      const seen = appendWithMarkers(span, sentence.text, byNumber);
-      for (const n of sentence.citations || []) if (!seen.has(n)) span.appendChild(citeButton(n, byNumber.get(n)));
-      if (!sentence.supported) {
-        unsupported += 1;
-        span.appendChild(el("span", "badge", "unsupported"));
-      }
-      body.appendChild(span);
-      body.appendChild(document.createTextNode(" "));
-    }
+    appendChecked(body, answer.answer, byNumber);
     box.appendChild(body);
-    if (answer.mode === "extractive") box.appendChild(el("p", "note extractive", answer.message || "Quoted from the sources: the model's own answer could not be checked."));
-    else if (answer.message) box.appendChild(el("p", "note", answer.message));
-    if (unsupported) box.appendChild(el("p", "note unsupported-note", (unsupported === 1 ? "1 sentence marked “unsupported” is" : unsupported + " sentences marked “unsupported” are") + " not backed by any cited passage."));
-    if (answer.citations.length) {
-      const list = el("ol", "sources");
-      for (const c of answer.citations) {
-        const item = el("li");
-        item.appendChild(citeButton(c.n, c));
-        item.appendChild(el("span", "source-title", " " + (c.title || c.article_id)));
-        const meta = [c.source, (c.published || "").slice(0, 10)].filter(Boolean).join(" · ");
-        if (meta) item.appendChild(el("span", "meta", " — " + meta));
-        list.appendChild(item);
-      }
-      box.appendChild(list);
+    if (answer.message) box.appendChild(el("p", "note", answer.message));
+    if (answer.citations.length) renderSources(box, answer.citations);
+    if (answer.draft) {
+      const draft = el("details", "draft");
+      draft.appendChild(el("summary", null, "Unchecked draft (the model's own text, not checked against the sources)"));
+      draft.appendChild(el("p", null, answer.draft));
+      box.appendChild(draft);
     }
+    const tools = el("p", "tools");
+    tools.appendChild(copyButton(answer));
+    box.appendChild(tools);
   }
 
   // --- the source panel ----------------------------------------------------------------------
@@ -219,26 +248,83 @@
     return "Error " + response.status + ": " + detail;
   }
 
-  async function ask(text) {
+  // --- the conversation, kept in localStorage ----------------------------------------------------
+  function history() {
+    const turns = [];
+    for (const turn of saved) {
+      if (turn.state === "done") turns.push({ role: "user", content: turn.question }, { role: "assistant", content: turn.answer.answer });
+    }
+    return turns;
+  }
+
+  function store() {
+    for (;;) {
+      try {
+        localStorage.setItem(STORAGE_KEY, JSON.stringify(saved));
+        return;
+      } catch (error) {  // over the quota (or storage is off): forget the oldest turns first
+        if (saved.length === 0) return;
+        saved.shift();
+      }
+    }
+  }
+
+  function addTurn(text) {
     const userTurn = el("li", "turn user");
     userTurn.appendChild(el("p", "question", text));
     const botTurn = el("li", "turn assistant");
-    botTurn.dataset.state = "waiting";
     const box = el("div", "answer");
-    const live = el("p", "live", "");
-    box.appendChild(live);
     botTurn.appendChild(box);
     turns.append(userTurn, botTurn);
+    return { botTurn, box };
+  }
+
+  function renderSaved(turn) {
+    const { botTurn, box } = addTurn(turn.question);
+    botTurn.dataset.state = turn.state;
+    if (turn.answer) renderAnswer(box, turn.answer);
+    else {
+      const partial = el("p", "answer-text");
+      appendChecked(partial, turn.partial.text, new Map(turn.partial.citations.map((c) => [c.n, c])));
+      box.appendChild(partial);
+      box.appendChild(el("p", "note stopped", "Stopped: the answer was cancelled."));
+    }
+  }
+
+  function restore() {
+    let kept = [];
+    try {
+      kept = JSON.parse(localStorage.getItem(STORAGE_KEY) || "[]");
+    } catch (ignored) { /* unreadable: start afresh */ }
+    for (const turn of Array.isArray(kept) ? kept : []) {
+      if (!turn || typeof turn.question !== "string" || !(turn.answer || turn.partial)) continue;
+      saved.push(turn);
+      renderSaved(turn);
+    }
+    if (saved.length) turns.lastElementChild.scrollIntoView({ block: "end" });
+  }
+
+  // --- asking ----------------------------------------------------------------------------------
+  async function ask(text, signal) {
+    const { botTurn, box } = addTurn(text);
+    botTurn.dataset.state = "waiting";
+    const live = el("p", "answer-text live");
+    box.appendChild(live);
     botTurn.scrollIntoView({ block: "end" });
-    const payload = { question: text, history: history.slice(), stream: true, filters: filters() };
+    const payload = { question: text, history: history(), stream: true, filters: filters() };
+    const streamed = { text: "", citations: [] };
+    const byNumber = new Map();
     let final = null;
     try {
-      const response = await fetch("/api/ask", { method: "POST", headers: headers(), body: JSON.stringify(payload) });
+      const response = await fetch("/api/ask", { method: "POST", headers: headers(), body: JSON.stringify(payload), signal });
       if (!response.ok) throw new Error(await errorText(response));
       await readEvents(response, (name, data) => {
         if (name === "delta") {
           botTurn.dataset.state = "streaming";
-          live.textContent += data.text;
+          for (const c of data.citations) byNumber.set(c.n, c);
+          streamed.text += data.text;
+          streamed.citations.push(...data.citations);
+          appendChecked(live, data.text, byNumber);
         } else if (name === "final") {
           final = data;
           renderAnswer(box, data);
@@ -247,24 +333,40 @@
         }
       });
       if (!final) throw new Error("the answer stream ended early");
-      history.push({ role: "user", content: text }, { role: "assistant", content: final.answer });
       botTurn.dataset.state = final.abstained ? "abstained" : "done";
+      saved.push({ question: text, state: botTurn.dataset.state, answer: final });
     } catch (error) {
-      botTurn.dataset.state = "error";
-      box.appendChild(el("p", "note error", error.message));
+      if (error.name !== "AbortError") {
+        botTurn.dataset.state = "error";
+        box.appendChild(el("p", "note error", error.message));
+        return;
+      }
+      if (!botTurn.isConnected) return;  // "New conversation" cancelled it: nothing to keep
+      botTurn.dataset.state = "stopped";
+      box.appendChild(el("p", "note stopped", "Stopped: the answer was cancelled."));
+      saved.push({ question: text, state: "stopped", partial: streamed });
     }
+    store();
+  }
+
+  function setAnswering(controller) {
+    answering = controller;
+    send.hidden = Boolean(controller);
+    send.disabled = Boolean(controller);
+    stop.hidden = !controller;
   }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = question.value.trim();
-    if (!text || send.disabled) return;
-    send.disabled = true;
+    if (!text || answering) return;
+    const controller = new AbortController();
+    setAnswering(controller);
     question.value = "";
     try {
-      await ask(text);
+      await ask(text, controller.signal);
     } finally {
-      send.disabled = false;
+      setAnswering(null);
       question.focus();
     }
   });
@@ -276,8 +378,13 @@
     }
   });
 
+  stop.addEventListener("click", () => {
+    if (answering) answering.abort();
+  });
   document.getElementById("clear").addEventListener("click", () => {
-    history.length = 0;
+    if (answering) answering.abort();
+    saved.length = 0;
+    localStorage.removeItem(STORAGE_KEY);
     turns.replaceChildren();
     closePanel();
     question.focus();
@@ -286,4 +393,5 @@
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") closePanel();
   });
+  restore();
 })();

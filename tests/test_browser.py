@@ -46,24 +46,33 @@ def open_chat(browser, live_server, **context_options):
     return page, dialogs, asked
 
 
-def ask(page, question: str) -> tuple[object, list[int]]:
-    """Type a question, press Enter, and sample the streamed text's length until the final event."""
+WATCH = """n => {
+  window.frames_seen = [];
+  const record = () => {
+    const text = document.querySelectorAll(".turn.assistant")[n]?.querySelector(".answer-text");
+    if (text) window.frames_seen.push(text.textContent);
+  };
+  window.frame_watch = new MutationObserver(record);
+  window.frame_watch.observe(document.getElementById("turns"), {childList: true, subtree: true, characterData: true});
+  window.frame_poll = setInterval(record, 20);
+}"""
+
+
+def ask(page, question: str) -> tuple[object, list[str]]:
+    """Type a question, press Enter, and record every state of the answer's text (on each DOM change and every
+    20 ms) until the answer is done; returns the turn and those states."""
     before = page.locator(".turn.assistant").count()
+    page.evaluate(WATCH, before)
     page.fill("#question", question)
     page.press("#question", "Enter")
+    page.wait_for_function(
+        "n => ['done', 'abstained', 'error'].includes(document.querySelectorAll('.turn.assistant')[n]?.dataset.state)",
+        arg=before, timeout=180_000,
+    )
+    frames = page.evaluate("() => { clearInterval(window.frame_poll); window.frame_watch.disconnect(); return window.frames_seen; }")
     turn = page.locator(".turn.assistant").nth(before)
-    lengths: list[int] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        # one atomic read in the page: the final event replaces the live text at any moment
-        state, length = turn.evaluate("t => [t.dataset.state, (t.querySelector('.live') || {textContent: ''}).textContent.length]")
-        if state == "streaming":
-            lengths.append(length)
-        if state in ("done", "abstained", "error"):
-            break
-        time.sleep(0.03)
     assert turn.get_attribute("data-state") in ("done", "abstained"), turn.inner_text()
-    return turn, lengths
+    return turn, frames
 
 
 def test_chat_streams_cites_follows_up_and_keeps_markup_inert(browser, live_server):
@@ -71,11 +80,14 @@ def test_chat_streams_cites_follows_up_and_keeps_markup_inert(browser, live_serv
     csp = page.evaluate("() => document.querySelector('meta[http-equiv]')")  # none: the CSP comes as a header
     assert csp is None
 
-    turn, lengths = ask(page, QUESTION)
-    # The final event may clear the live text a moment before the state flips to done: ignore those reads.
-    seen = [length for length in lengths if length > 0]
-    assert len(set(seen)) >= 3 and seen == sorted(seen), f"the answer should grow while streaming, saw lengths {lengths[:20]}"
+    turn, frames = ask(page, QUESTION)
     assert turn.get_attribute("data-state") == "done"
+    final = turn.locator(".answer-text").text_content()
+    # Only checked text is ever on screen: every state the answer went through is the start of the final,
+    # checked answer (the model's raw text would show as text the final answer doesn't begin with).
+    assert final.strip() and frames, frames
+    strays = [frame for frame in frames if not final.startswith(frame)]
+    assert not strays, f"text shown while streaming that is not in the checked answer: {strays[:3]}"
     first = turn.locator("button.cite").first
     first.click()
     panel = page.locator("#panel")

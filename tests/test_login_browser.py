@@ -65,7 +65,7 @@ def test_login_with_a_key_then_chat_open_a_source_and_log_out(page, base_url):
     assert page.evaluate("() => document.cookie") == ""  # HttpOnly: the page's scripts never see it
 
     turn = ask(page, "Why is Dongfeng talking to Rome?")
-    assert turn.get_attribute("data-state") == "done" and "Dongfeng is talking to Rome." in turn.inner_text()
+    assert turn.get_attribute("data-state") == "done" and "Dongfeng is talking to Rome [1]." in turn.inner_text()
     turn.locator(".sources button.cite").first.click()
     page.locator("#panel-passage mark").wait_for()  # the full article came from /api/articles with the cookie
     assert DONGFENG.text[:20] in page.locator("#panel-passage").inner_text()
