@@ -36,7 +36,11 @@ Reader = Callable[[bytes], "Record | list[tuple[int, Record | str]]"]
 
 
 def numbered(reader: Callable[[bytes], list]) -> Reader:
-    """A reader of a list of records (feed entries, WARC responses) as a Reader, its records numbered from 1."""
+    """A reader of a list of records (feed entries, WARC responses) as a Reader, its records numbered from 1.
+
+    >>> numbered(lambda data: ["a reason", "another"])(b"")
+    [(1, 'a reason'), (2, 'another')]
+    """
 
     def read(data: bytes) -> list[tuple[int, Record | str]]:
         return list(enumerate(reader(data), start=1))

@@ -232,20 +232,32 @@ def parse_json_records(text: str, *, lines: bool) -> list[tuple[int, Record | st
 
 
 def read_markdown(data: bytes) -> Record:
-    """The article of a .md or .txt file."""
+    """The article of a .md or .txt file, whatever its line ends.
+
+    >>> read_markdown(b"# Tunnel reopens\\rTrains run again.\\r").text
+    'Trains run again.'
+    """
     return parse_markdown(decode_text(data))
 
 
 def read_html(data: bytes) -> Record:
-    """The article of an .html page."""
+    """The article of an .html page, its text decoded as the page declares (see decode_bytes)."""
     return parse_html(decode_text(data))
 
 
 def read_json(data: bytes) -> list[tuple[int, Record | str]]:
-    """The records of a .json file: a list of records or one record."""
+    """The records of a .json file: a list of records or one record.
+
+    >>> read_json(b'[{"body": "A."}, {"title": "no body"}]')[1]
+    (2, 'record has no text (no body, text or content field)')
+    """
     return parse_json_records(decode_text(data), lines=False)
 
 
 def read_jsonl(data: bytes) -> list[tuple[int, Record | str]]:
-    """The records of a .jsonl file, one per line."""
+    """The records of a .jsonl file, one per line, numbered by line.
+
+    >>> [number for number, _ in read_jsonl(b'{"body": "A."}\\r\\r{"body": "B."}')]
+    [1, 3]
+    """
     return parse_json_records(decode_text(data), lines=True)
