@@ -23,6 +23,7 @@ from test_answer import FakeSearcher
 
 QUESTION = "Why is Italy courting Dongfeng?"
 SUPPORTED = "Italy wants local production to supply the European region [1]."
+CHECKED = "supply the European region [1]."  # what the checked answer says, in the model's words or the evidence's
 INVENTED = "The Chinese carmaker has been building cars in Europe for decades"
 REPLY = f"{SUPPORTED} {INVENTED} [1]."
 
@@ -78,7 +79,7 @@ def test_api_ask_json_and_events_carry_only_checked_text():
     with TestClient(checked_app()) as client:
         answer = client.post("/api/ask", json={"question": QUESTION}).json()
         body = client.post("/api/ask", json={"question": QUESTION, "stream": True}).text
-    assert answer["answer"].startswith(SUPPORTED) and INVENTED not in json.dumps(answer)
+    assert CHECKED in answer["answer"] and INVENTED not in json.dumps(answer)
     assert "draft" not in answer
     assert INVENTED not in body
     events = sse_events(body)
@@ -108,7 +109,7 @@ def test_openai_client_stream_shows_only_the_checked_answer(openai_client):
         model="byline", messages=[{"role": "user", "content": QUESTION}], stream=True
     ))
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
-    assert text.startswith(SUPPORTED) and INVENTED not in text and "Chinese carmaker" not in text
+    assert CHECKED in text and INVENTED not in text and "Chinese carmaker" not in text
     final = chunks[-1]
     assert final.choices[0].finish_reason == "stop"
     assert final.usage.prompt_tokens > 0 and final.usage.completion_tokens > 0
@@ -126,7 +127,7 @@ def test_openai_client_message_is_the_checked_answer_with_citations(openai_clien
         messages=[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": QUESTION}],
     )
     message = completion.choices[0].message
-    assert message.content.startswith(SUPPORTED) and INVENTED not in message.content
+    assert CHECKED in message.content and INVENTED not in message.content
     assert [c["n"] for c in message.citations] == [1] and message.citations[0]["article_id"] == "dongfeng"
     assert not hasattr(message, "draft") or message.draft is None
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
@@ -152,7 +153,7 @@ def test_byline_ask_prints_only_the_checked_answer(monkeypatch, capsys):
     monkeypatch.setattr(ask, "load_answerer", lambda *args, **kwargs: answerer)
     assert cli.main(["ask", QUESTION]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(SUPPORTED) and INVENTED not in printed and "Sources:" in printed
+    assert printed.startswith(answerer.answer(QUESTION).answer) and CHECKED in printed and INVENTED not in printed and "Sources:" in printed
     assert cli.main(["ask", QUESTION, "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["answer"].startswith(SUPPORTED) and INVENTED not in answer["answer"] and not answer["draft"]
+    assert CHECKED in answer["answer"] and INVENTED not in answer["answer"] and not answer["draft"]

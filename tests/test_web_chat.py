@@ -19,7 +19,7 @@ from server.answering.types import Answer, Delta, Sentence
 
 from conftest import FakeEmbedder, require_chromium, served
 from test_app import DONGFENG, EVIL, XSS, FakeSearcher, citation
-from test_channels import INVENTED, QUESTION, REPLY, SUPPORTED, ArticleSearcher, RepeatingLLM
+from test_channels import CHECKED, INVENTED, QUESTION, ArticleSearcher, RepeatingLLM
 
 pytestmark = pytest.mark.browser
 
@@ -136,7 +136,7 @@ def test_no_frame_ever_shows_the_invented_sentence(browser, checked):
     turn = ask(page, QUESTION)
     frames = page.evaluate("() => { clearInterval(window.frame_poll); return window.frames_seen; }")
     final = turn.locator(".answer-text").text_content()
-    assert len(frames) > 20 and final.startswith(SUPPORTED)
+    assert len(frames) > 20 and CHECKED in final
     assert not [frame for frame in frames if INVENTED in frame or "for decades" in frame]
     assert INVENTED not in page.content()
     page.screenshot(path=str(SCREENSHOTS / "chat-checked.png"), full_page=True)
@@ -170,7 +170,7 @@ def test_stop_cancels_the_answer_and_frees_the_model(browser, checked):
         time.sleep(0.05)
     assert gate.admitted == 0 and not gate._turn.locked(), "the server should free the model when the browser stops"
     follow = ask(page, QUESTION)  # the model answers the next question
-    assert follow.get_attribute("data-state") == "done" and SUPPORTED in follow.inner_text()
+    assert follow.get_attribute("data-state") == "done" and CHECKED in follow.inner_text()
     page.context.close()
 
 
