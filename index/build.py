@@ -26,7 +26,7 @@ from index.store import (
     publish,
     write_generation,
 )
-from index.types import Article, BuildSummary, Chunk, CorpusLimits, FileWarning, Skipped
+from index.types import Article, BuildSummary, Chunk, CorpusLimits, FileWarning, Refused, Skipped
 
 EMBED_BATCH = 256  # chunks per embedder call: big enough to keep the model busy, small enough for progress
 Progress = Callable[[str, int, int], None]
@@ -54,14 +54,15 @@ def plan_build(
     """Compare the corpus with the previous generation by content hash.
 
     An article whose file was skipped this time (say it became unreadable) keeps its indexed
-    version, so bad input never loses what was indexed before; duplicates are not kept.
+    version, so bad input never loses what was indexed before; a Refused entry (a duplicate, a link
+    out of the corpus, a FIFO) is not kept.
 
     >>> a = Article("a", "text a"); b = Article("b", "text b", path="b.md")
     >>> p = plan_build([a], {"a": "h1"}, [], {"a": a, "b": b}, {"a": "h0", "b": "h2"})
     >>> (p.changed, p.added, p.removed)
     (1, 0, ('b',))
     """
-    unreadable = {s.path for s in skipped if "duplicate" not in s.reason.lower()}
+    unreadable = {s.path for s in skipped if not isinstance(s, Refused)}
     current_ids = {article.id for article in articles}
     keep, embed, added, changed = [], [], 0, 0
     for article in articles:
@@ -191,7 +192,7 @@ def _read_unique(
     seen: dict[str, Article] = {}
     for article in articles:
         if article.id in seen:
-            skipped.append(Skipped(article.path, f"duplicate article id {article.id} (also {seen[article.id].path})"))
+            skipped.append(Refused(article.path, f"duplicate article id {article.id} (also {seen[article.id].path})"))
         else:
             seen[article.id] = article
     return list(seen.values()), list(skipped), tuple(warnings)

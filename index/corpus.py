@@ -27,7 +27,7 @@ from index.readers import (
     read_jsonl,
     read_markdown,
 )
-from index.types import Article, CorpusLimits, FileWarning, Skipped
+from index.types import Article, CorpusLimits, FileWarning, Refused, Skipped
 from index.walk import kind_of, open_regular_file, shown_path, walk_corpus
 
 # A reader turns a file's bytes into one Record, or into (number, Record or reason) per record for a format
@@ -157,7 +157,7 @@ def read_corpus(
                 continue
             key = normalized_for_duplicates(item.text)
             if key in seen_texts:
-                skipped.append(Skipped(item.path, f"duplicate of {seen_texts[key]}"))
+                skipped.append(Refused(item.path, f"duplicate of {seen_texts[key]}"))
                 continue
             if not item.source:
                 item = replace(item, source=fallback_source(item.url, _folder_name(root, rel)))
@@ -176,11 +176,13 @@ def _single_file(path: str, skipped: list[Skipped]) -> list[tuple[str, str]]:
     """[(name, path)] for a corpus that is one file, or [] with the reason it can't be read in `skipped`."""
     name = os.path.basename(path)
     mode = os.stat(path).st_mode
-    reason = f"{kind_of(mode)}, not a regular file" if not stat.S_ISREG(mode) else unsupported(name)
-    if reason:
-        skipped.append(Skipped(shown_path(name), reason))
-        return []
-    return [(name, path)]
+    if not stat.S_ISREG(mode):
+        skipped.append(Refused(shown_path(name), f"{kind_of(mode)}, not a regular file"))
+    elif unsupported(name):
+        skipped.append(Skipped(shown_path(name), unsupported(name)))
+    else:
+        return [(name, path)]
+    return []
 
 
 def _folder_name(root: str, rel: str) -> str:

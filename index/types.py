@@ -64,6 +64,13 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Refused(Skipped):
+    """A corpus entry Byline won't read by design (a symlink out of the folder, a FIFO, a duplicate).
+
+    Unlike a file that is merely unreadable this time, whatever was indexed from it before is dropped too."""
+
+
+@dataclass(frozen=True)
 class FileWarning:
     """Something left out of an indexed corpus file (or record), e.g. an impossible date; the article is kept."""
 

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Callable, Iterator
 
 from index.errors import CorpusFileError
-from index.types import Skipped
+from index.types import Refused, Skipped
 
 _KINDS = {
     stat.S_IFIFO: "a FIFO (named pipe)",
@@ -57,13 +57,14 @@ def inside(path: str, folder: str) -> bool:
 def walk_corpus(root: str, unsupported: Callable[[str], str | None], skipped: list[Skipped]) -> Iterator[tuple[str, str]]:
     """Yield (corpus-relative posix path, resolved path) for each regular file under `root` that Byline reads.
 
-    `unsupported(name)` says why a file name can't be read (its type), or None when it can. Relative paths keep undecodable bytes as surrogates (see os.fsdecode); Skipped paths are shown_path()s.
+    `unsupported(name)` says why a file name can't be read (its type), or None when it can. Relative paths
+    keep undecodable bytes as surrogates (see os.fsdecode); Skipped paths are shown_path()s.
     """
     top = os.path.realpath(root)
     visited = {top}
 
-    def skip(full: str, reason: str) -> None:
-        skipped.append(Skipped(shown_path(_relative(root, full)), reason))
+    def skip(full: str, reason: str, kind: type[Skipped] = Skipped) -> None:
+        skipped.append(kind(shown_path(_relative(root, full)), reason))
 
     def visit(folder: str) -> Iterator[tuple[str, str]]:
         try:
@@ -78,9 +79,11 @@ def walk_corpus(root: str, unsupported: Callable[[str], str | None], skipped: li
             if name.startswith("."):
                 skip(full, f"hidden {'folder' if os.path.isdir(full) else 'file'}: Byline doesn't read hidden entries")
                 continue
-            found = _follow(full, top)
+            found = _follow(full)
             if isinstance(found, str):
                 skip(full, found)
+            elif not inside(found[1], top):
+                skip(full, "symlink points outside the corpus", Refused)
             elif stat.S_ISDIR(found[0].st_mode):
                 real = found[1]
                 if real in visited:
@@ -91,7 +94,7 @@ def walk_corpus(root: str, unsupported: Callable[[str], str | None], skipped: li
                 visited.add(real)
                 yield from visit(full)
             elif not stat.S_ISREG(found[0].st_mode):
-                skip(full, f"{kind_of(found[0].st_mode)}, not a regular file")
+                skip(full, f"{kind_of(found[0].st_mode)}, not a regular file", Refused)
             elif unsupported(name):
                 skip(full, unsupported(name))
             else:
@@ -100,8 +103,8 @@ def walk_corpus(root: str, unsupported: Callable[[str], str | None], skipped: li
     yield from visit(root)
 
 
-def _follow(path: str, top: str) -> tuple[os.stat_result, str] | str:
-    """The stat and resolved path of what `path` names, or why it isn't read: a loop, a broken link, a way out."""
+def _follow(path: str) -> tuple[os.stat_result, str] | str:
+    """The stat and resolved path of what `path` names, or why it can't be read: a loop, a broken link."""
     try:
         status = os.stat(path)
     except OSError as error:
@@ -110,10 +113,7 @@ def _follow(path: str, top: str) -> tuple[os.stat_result, str] | str:
         if error.errno == errno.ENOENT and os.path.islink(path):
             return f"broken symlink to {shown_path(os.readlink(path))}"
         return f"can't read: {error.strerror or error}"
-    real = os.path.realpath(path)
-    if not inside(real, top):
-        return "symlink points outside the corpus"
-    return status, real
+    return status, os.path.realpath(path)
 
 
 def open_regular_file(path: str) -> int:

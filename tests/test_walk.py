@@ -104,3 +104,20 @@ def test_file_names_that_are_not_utf8_are_indexed_under_distinct_ids(corpus):
 def test_broken_symlink_is_named(corpus):
     (corpus / "gone.md").symlink_to(corpus / "deleted.md")
     assert reasons(read_corpus(corpus).skipped) == {"gone.md": f"broken symlink to {corpus / 'deleted.md'}"}
+
+
+def test_a_file_turned_into_a_link_out_of_the_corpus_loses_its_indexed_version(corpus, tmp_path, fake_embedder):
+    """An unreadable file keeps what was indexed from it; a link out of the folder or a FIFO must not."""
+    from index.build import build_index
+
+    (corpus / "passwd.txt").write_text("An article about passwords that was indexed before.\n")
+    (corpus / "x.txt").write_text("An article that will become a FIFO.\n")
+    assert build_index(corpus, tmp_path / "index", fake_embedder).added == 3
+    (corpus / "passwd.txt").unlink()
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "x.txt").unlink()
+    os.mkfifo(corpus / "x.txt")
+    summary = build_index(corpus, tmp_path / "index", fake_embedder)
+    assert (summary.unchanged, summary.removed) == (1, 2)
+    assert reasons(summary.skipped) == {"passwd.txt": "symlink points outside the corpus",
+                                        "x.txt": "a FIFO (named pipe), not a regular file"}
