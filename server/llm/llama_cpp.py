@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -113,6 +114,35 @@ def _quiet_llama_logs():
     return forward  # the cache keeps the ctypes callback alive; a collected one would crash llama.cpp
 
 
+_LOAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_extra_buffers():
+    """Load models without llama.cpp's extra CPU buffer types (AMX, weight repacking) while inside.
+
+    On CPUs that report AMX, llama-cpp-python 0.3.36 puts the weights in an AMX buffer and then crashes with a
+    segmentation fault in ggml_backend_amx_mul_mat on the first decode (seen here on a Sapphire Rapids-class
+    host). Plain CPU buffers are slower by a little and never crash. Llama() offers no switch for it, so the
+    default model parameters are patched for the duration of a load.
+    """
+    import llama_cpp.llama_cpp as low
+
+    with _LOAD_LOCK:
+        default = low.llama_model_default_params
+
+        def plain():
+            params = default()
+            params.use_extra_bufts = False
+            return params
+
+        low.llama_model_default_params = plain
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = default
+
+
 class LlamaCppLLM:
     """A GGUF model run in-process. Not thread-safe underneath, so `generate` holds a lock while it streams."""
 
@@ -137,14 +167,15 @@ class LlamaCppLLM:
         threads = n_threads or usable_cores()
         started = time.perf_counter()
         try:
-            self._llama = llama_cpp.Llama(
-                model_path=str(model_path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                verbose=False,
-            )
+            with _without_extra_buffers():
+                self._llama = llama_cpp.Llama(
+                    model_path=str(model_path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMUnavailable(f"llama.cpp cannot load {model_path}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
