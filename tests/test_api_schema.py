@@ -84,3 +84,20 @@ def refused_for_want_of_a_key(ctx, response, case) -> None:
 
 def test_every_operation_without_a_key_is_a_documented_401(api_schema):
     fuzz(api_schema, 5, checks=[*CHECKS, refused_for_want_of_a_key])
+
+
+def test_the_spec_lists_every_status_the_event_streams_and_refuses_unknown_fields(app):
+    spec = app.openapi()
+    statuses = {f"{method.upper()} {path}": set(operation["responses"]) for path, item in spec["paths"].items()
+                for method, operation in item.items()}
+    assert statuses["POST /api/ask"] == {"200", "400", "401", "413", "422", "429", "503"}
+    assert statuses["POST /v1/chat/completions"] == {"200", "400", "401", "404", "413", "422", "429", "503"}
+    assert statuses["GET /api/search"] == {"200", "401", "413", "422", "503"}
+    assert statuses["GET /api/articles/{article_id}"] == {"200", "401", "404", "422", "503"}
+    assert statuses["POST /api/index/rebuild"] == {"202", "401", "403", "409"}
+    for path in ("/api/ask", "/v1/chat/completions"):
+        assert {"application/json", "text/event-stream"} <= set(spec["paths"][path]["post"]["responses"]["200"]["content"])
+    schemas = spec["components"]["schemas"]
+    for name in ("AskRequest", "FiltersIn", "Turn", "ChatRequest", "ChatMessage", "TextPart", "StreamOptions"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert {"temperature", "max_tokens", "top_p", "n", "user", "stream_options", "seed", "stop"} <= set(schemas["ChatRequest"]["properties"])

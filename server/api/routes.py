@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Annotated
 
@@ -20,9 +20,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from index.errors import ArticleNotFound, BylineError
-from index.types import Article
+from index.types import Article, Hit
 from server.api.auth import require_admin
 from server.api.limits import GatedStreamingResponse, run_in_gate, stream_in_thread
+from server.api.rebuild import RebuildStatus
 from server.api.schemas import AskRequest, CheckedRoute, SearchQuery, check_lengths, error_responses, sse_event
 from server.answering.types import Answer, Delta
 
@@ -30,9 +31,17 @@ router = APIRouter(tags=["api"], route_class=CheckedRoute, responses=error_respo
 log = logging.getLogger(__name__)
 
 ARTICLE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-ANSWER_OR_EVENTS = {200: {"description": "The Answer as JSON, or with `stream: true` server-sent events: `delta`*, "
+ANSWER_OR_EVENTS = {200: {"model": Answer, "description": "The Answer as JSON, or with `stream: true` server-sent events: `delta`*, "
                                          "`citations`, `final` (the Answer), or `error` if it fails midway.",
                           "content": {"text/event-stream": {"schema": sse_event(["delta", "citations", "final", "error"])}}}}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """GET /api/search: the query and its passages, best first."""
+
+    query: str
+    hits: list[Hit]
 
 
 def find_article(searcher, article_id: str) -> Article:
@@ -117,7 +126,8 @@ async def ask(body: AskRequest, request: Request):
     return GatedStreamingResponse(events, state.gate, media_type="text/event-stream", headers=headers)
 
 
-@router.get("/api/search", summary="Retrieve passages (no LLM)", responses=error_responses(413, 422, 503))
+@router.get("/api/search", summary="Retrieve passages (no LLM)",
+            responses={200: {"model": SearchResult}, **error_responses(413, 422, 503)})
 async def search(query: Annotated[SearchQuery, Query()], request: Request):
     state = request.app.state
     check_lengths(query.q, [], state.settings)
@@ -125,17 +135,20 @@ async def search(query: Annotated[SearchQuery, Query()], request: Request):
     return {"query": query.q, "hits": [asdict(hit) for hit in hits]}
 
 
-@router.get("/api/articles/{article_id}", summary="One article from the loaded index", responses=error_responses(404, 503))
+@router.get("/api/articles/{article_id}", summary="One article from the loaded index",
+            responses={200: {"model": Article}, **error_responses(404, 422, 503)})
 async def article(article_id: str, request: Request):
     return asdict(find_article(request.app.state.searcher, article_id))
 
 
-@router.post("/api/index/rebuild", status_code=202, dependencies=[Depends(require_admin)], responses=error_responses(403, 409))
+@router.post("/api/index/rebuild", status_code=202, dependencies=[Depends(require_admin)],
+             responses={202: {"model": RebuildStatus}, **error_responses(403, 409)})
 async def rebuild(request: Request):
     """Start an incremental rebuild of BYLINE_CORPUS_DIR in the background (needs the admin token)."""
     return request.app.state.rebuilder.start().to_dict()
 
 
-@router.get("/api/index/status", summary="Progress of a rebuild and the last build's summary")
+@router.get("/api/index/status", summary="Progress of a rebuild and the last build's summary",
+            responses={200: {"model": RebuildStatus}})
 async def index_status(request: Request):
     return request.app.state.rebuilder.status().to_dict()
