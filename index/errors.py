@@ -25,6 +25,12 @@ class IndexBusy(BylineError):
     http_status = 409
 
 
+class StoreUnavailable(BylineError):
+    """The index's store can't be reached or opened (a Milvus URI that doesn't answer, a busy Milvus Lite file)."""
+
+    http_status = 503
+
+
 class CorpusFileError(BylineError):
     """A corpus file can't be read as articles; the message names the file and the reason."""
 

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
         default=Path(user_data_dir("byline")) / "index",
         description="Folder holding the built index (manifest, FAISS vectors, SQLite metadata).",
     )
+    milvus_uri: str = Field(
+        default=str(Path(user_data_dir("byline")) / "milvus.db"),
+        description="With BYLINE_STORE=milvus: a file ending in .db runs Milvus Lite in-process; http://host:19530 reaches a Milvus server or cluster.",
+    )
+    milvus_collection: str = Field(
+        default="byline",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="Prefix of the Milvus collections holding the index (<prefix>_chunks_d<dim>, _articles, _meta).",
+    )
     corpus_dir: Path = Field(
         default=REPO_ROOT / "corpus",
         description="Folder of articles that `byline index` and the rebuild endpoint read.",

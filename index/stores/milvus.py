@@ -1,0 +1,473 @@
+"""The Milvus store: the index in a Milvus collection, searched inside the engine (BYLINE_STORE=milvus).
+
+`BYLINE_MILVUS_URI` is a local file ending in `.db` (Milvus Lite, the engine embedded in the `milvus-lite`
+package; one process per file) or `http://host:19530` (a Milvus standalone or cluster). The same code serves
+both. Three collections, named after `BYLINE_MILVUS_COLLECTION`::
+
+    byline_chunks_d384   one row per chunk: dense vector, a BM25 sparse vector that Milvus' BM25 function makes
+                         from `keyword_text` (title + chunk text), article id, source, date, offsets
+    byline_articles      the articles' text (in parts of at most 64 KB) and metadata, with their content hash
+    byline_meta          one "live" record: the live generation, the manifest, the sources
+
+Every row carries the generation that wrote it (`born`) and the one that dropped it (`died`, 0 while alive).
+A build writes under a new generation and publishes it by rewriting the one "live" record, so readers, whose
+searches filter on their generation, see the previous version whole until then: a build killed half-way
+changes nothing they see, and the next build removes what it left. Builds are in index/stores/milvus_writer.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from platformdirs import user_data_dir
+
+from index.chunking import ChunkSettings
+from index.errors import ArticleNotFound, BylineError, IndexMismatch, IndexNotBuilt, StoreUnavailable
+from index.locking import build_lock
+from index.stores.base import ChunkRef, Manifest, check_manifest
+from index.types import Article, Chunk, Filters
+
+LIVE = "live"
+MAX_TEXT = 65_535  # bytes in a Milvus VARCHAR
+MAX_ID = 256  # characters of an article id
+MAX_HITS = 16_384  # Milvus' cap on limit (+ offset) of one search or query
+BATCH = 1_000  # rows per insert, and ids per `in [...]` filter
+TIMEOUT = 60.0  # seconds per call: pymilvus otherwise retries some failures for minutes
+MENTION_DEPTH = 100  # BM25 hits checked for the exact phrase by `mentions`
+# bm25s' English stopwords (what the local store drops) and single characters (it keeps words of 2+).
+STOPWORDS = sorted(
+    {"a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+     "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+     "will", "with"} | set("abcdefghijklmnopqrstuvwxyz0123456789")
+)
+# Tuned for parity with the local store's BM25 (bm25s, PyStemmer): results/milvus.md.
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": ["lowercase", {"type": "stop", "stop_words": STOPWORDS}, {"type": "stemmer", "language": "english"}],
+}
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+_CHUNK_FIELDS = ["id", "article_id", "source", "published", "start_at", "end_at", "text_at", "keyword_text"]
+_ARTICLE_FIELDS = ["article_id", "part", "text", "title", "source", "url", "author", "published", "path"]
+_LITE_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,36}$")
+
+
+def lite_path(uri: str) -> Path | None:
+    """The Milvus Lite file a URI names, or None for a server URI; ValueError for a file Milvus Lite can't use.
+
+    >>> lite_path("http://milvus:19530") is None, lite_path("/data/byline.db")
+    (True, PosixPath('/data/byline.db'))
+    """
+    if urlparse(uri).scheme.lower() in ("http", "https", "tcp", "grpc", "unix"):
+        return None
+    path = Path(uri).expanduser()
+    if path.suffix != ".db" or not _LITE_NAME.match(path.name):
+        raise ValueError(
+            f"{uri!r} is neither a Milvus URI (http://host:19530) nor a Milvus Lite file: a Lite file name ends "
+            "in .db and has at most 36 letters, digits, dots, dashes or underscores"
+        )
+    return path
+
+
+def date_number(published: str) -> int:  # TODO(rebase): import from index.stores.local once it lands
+    """An ISO date (or datetime) as YYYYMMDD, 0 when it isn't one.
+
+    >>> date_number("2023-10-05T12:00:00+00:00"), date_number(""), date_number("October 5")
+    (20231005, 0, 0)
+    """
+    day = published[:10]
+    if len(day) == 10 and day[4] == day[7] == "-" and (digits := day.replace("-", "")).isdigit():
+        return int(digits)
+    return 0
+
+
+def sources_key(generation: int) -> str:
+    """The key prefix of a generation's source records.
+
+    >>> sources_key(7)
+    'sources-000007-'
+    """
+    return f"sources-{generation:06d}-"
+
+
+def generation_name(generation: int) -> str:
+    """The version name of a generation number.
+
+    >>> generation_name(7)
+    'v000007'
+    """
+    return f"v{generation:06d}"
+
+
+def visible(generation: int, floor: int) -> str:
+    """The filter expression for rows alive in `generation` (written at or after `floor`).
+
+    >>> visible(3, 1)
+    'born >= 1 and born <= 3 and (died == 0 or died > 3)'
+    """
+    return f"born >= {floor} and born <= {generation} and (died == 0 or died > {generation})"
+
+
+def quoted(values: Iterable) -> str:
+    """A list literal for a Milvus `in` expression (JSON quoting is what Milvus parses).
+
+    >>> quoted(["O'Reilly", 'The "Verge"'])
+    '["O\\'Reilly", "The \\\\"Verge\\\\""]'
+    """
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def filter_expression(filters: Filters | None) -> str:
+    """The Milvus expression for search filters ("" when nothing is filtered); sources are exact names.
+
+    >>> filter_expression(Filters(after="2023-10-01", sources=("BBC",)))
+    'day >= 20231001 and source in ["BBC"]'
+    """
+    if filters is None:
+        return ""
+    terms = []
+    if filters.after:
+        terms.append(f"day >= {date_number(filters.after)}")
+    if filters.before:
+        terms.append(f"day <= {date_number(filters.before)} and day > 0")
+    if filters.sources:
+        terms.append(f"source in {quoted(filters.sources)}")
+    return " and ".join(terms)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of a text, as FTS5's default tokenizer splits them.
+
+    >>> words("Sam Bankman-Fried's trial")
+    ['sam', 'bankman', 'fried', 's', 'trial']
+    """
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def holds_phrase(text: str, name: str) -> bool:
+    """Whether the words of `name` appear in `text` one after another (any case, punctuation ignored).
+
+    >>> holds_phrase("Mr. Bankman-Fried, the founder", "bankman fried"), holds_phrase("Fried bankman", "Bankman-Fried")
+    (True, False)
+    """
+    wanted, have = words(name), words(text)
+    return bool(wanted) and any(have[i : i + len(wanted)] == wanted for i in range(len(have) - len(wanted) + 1))
+
+
+def fit(text: str, limit: int = MAX_TEXT) -> str:
+    """The longest prefix of `text` that fits in `limit` UTF-8 bytes.
+
+    >>> fit("naïve", 3)
+    'na'
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+
+def text_parts(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """The text cut into pieces of at most `limit` UTF-8 bytes (at least one piece).
+
+    >>> text_parts("abcdé", 3)
+    ['abc', 'd', 'é']
+    """
+    parts = []
+    while True:
+        part = fit(text, limit)
+        parts.append(part)
+        text = text[len(part) :]
+        if not text:
+            return parts
+
+
+@dataclass(frozen=True)
+class Live:
+    """The published record: which generation readers search, where, and the manifest it was built with."""
+
+    generation: int
+    floor: int  # rows born before this are not part of it (a full build starts a new floor)
+    chunks: str  # the chunk collection (named by dimension)
+    manifest: dict  # parsed (and checked) by MilvusBackend.open
+
+    def to_json(self) -> str:
+        """The live record's value.
+
+        >>> Live(2, 1, "byline_chunks_d3", {"dim": 3}).to_json()
+        '{"generation": 2, "floor": 1, "chunks": "byline_chunks_d3", "manifest": {"dim": 3}}'
+        """
+        return json.dumps(dict(generation=self.generation, floor=self.floor, chunks=self.chunks, manifest=self.manifest))
+
+
+class MilvusBackend:
+    """A Milvus (or Milvus Lite) database holding one Byline index under a collection prefix."""
+
+    name = "milvus"
+
+    def __init__(self, uri: str, collection: str = "byline", lock_dir: Path | None = None):
+        try:
+            self.lite = lite_path(uri)
+        except ValueError as error:
+            raise StoreUnavailable(f"BYLINE_MILVUS_URI: {error}") from None
+        self.uri, self.prefix = uri, collection
+        self.where = f"{uri} (collection {collection})"
+        self.meta, self.articles = f"{collection}_meta", f"{collection}_articles"
+        # Builds of a Milvus Lite file lock a folder beside it; builds against a server lock on this machine.
+        default_lock = Path(user_data_dir("byline")) / "milvus-build-lock"
+        self.lock_dir = self.lite.parent / f".{self.lite.name}.build" if self.lite else Path(lock_dir or default_lock)
+        self._client = None
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings) -> MilvusBackend:
+        """The backend BYLINE_MILVUS_URI and BYLINE_MILVUS_COLLECTION name."""
+        return cls(settings.milvus_uri, settings.milvus_collection, Path(settings.index_dir) / "milvus-build-lock")
+
+    @property
+    def client(self):
+        """The pymilvus client, connected on first use (Milvus Lite starts its engine then)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = connect(self.uri, self.lite)
+            return self._client
+
+    def rebuild_hint(self) -> str:
+        """What to run when the index can't be used."""
+        return f"Rebuild it: BYLINE_STORE=milvus BYLINE_MILVUS_URI={self.uri} byline index --full"
+
+    def live(self) -> Live | None:
+        """The live record (one small query), None before the first build."""
+        if not self.client.has_collection(self.meta, timeout=TIMEOUT):
+            return None
+        rows = self.query(self.meta, f'key == "{LIVE}"', ["value"])
+        if not rows:
+            return None
+        data = json.loads(rows[0]["value"])
+        return Live(data["generation"], data["floor"], data["chunks"], data["manifest"])
+
+    def version(self) -> str | None:
+        """The live generation's name, None before the first build."""
+        live = self.live()
+        return None if live is None else generation_name(live.generation)
+
+    def open(self, *, embedding_model: str | None = None, dim: int | None = None, chunk: ChunkSettings | None = None) -> MilvusStore:
+        """The live generation, its manifest checked against what this run uses."""
+        live = self.live()
+        if live is None:
+            raise IndexNotBuilt(f"no index in Milvus at {self.where} yet. Build one: BYLINE_STORE=milvus BYLINE_MILVUS_URI={self.uri} byline index")
+        manifest = Manifest.from_json(json.dumps(live.manifest), self.where, self.rebuild_hint())
+        check_manifest(manifest, self.where, self.rebuild_hint(), embedding_model=embedding_model, dim=dim, chunk=chunk)
+        return MilvusStore(self, live, manifest, self.sources(live.generation))
+
+    def begin_build(self, full: bool = False, progress=None):
+        """A writer for the next generation, starting from the live one unless `full`. Call under `lock()`."""
+        from index.stores.milvus_writer import MilvusWriter
+
+        return MilvusWriter(self, full, progress)
+
+    def lock(self, wait: bool = False):
+        """One build at a time: an flock beside the Milvus Lite file (for a server: on this machine)."""
+        return build_lock(self.lock_dir, wait=wait)
+
+    def sources(self, generation: int) -> tuple[str, ...]:
+        """The sources of a generation, kept in meta records of at most 64 KB each."""
+        rows = self.query(self.meta, f'key like "{sources_key(generation)}%"', ["key", "value"])
+        return tuple(source for row in sorted(rows, key=lambda row: row["key"]) for source in json.loads(row["value"]))
+
+    # -- shared with the writer ----------------------------------------------------------------------
+
+    def query(self, collection: str, expression: str, fields: list[str], limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Rows matching an expression (at most MAX_HITS)."""
+        extra = {} if limit is None else {"limit": limit, "offset": offset}
+        return self.client.query(collection, filter=expression, output_fields=fields, timeout=TIMEOUT, **extra)
+
+    def scan(self, collection: str, key: str, expression: str, fields: list[str]) -> Iterator[dict]:
+        """Every row matching an expression, in primary key order, a page at a time."""
+        last = None
+        while True:
+            after = "" if last is None else f"{key} > {quoted([last])[1:-1]} and "
+            rows = self.query(collection, after + f"({expression})", sorted({key, *fields}), limit=MAX_HITS)
+            yield from rows
+            if len(rows) < MAX_HITS:
+                return
+            last = rows[-1][key]
+
+    def count(self, collection: str, expression: str) -> int:
+        """How many rows match an expression."""
+        return int(self.query(collection, expression, ["count(*)"])[0]["count(*)"])
+
+
+def connect(uri: str, lite: Path | None):
+    """A MilvusClient for the URI; StoreUnavailable, saying why, when it can't connect."""
+    os.environ.setdefault("RUST_LOG", "error")  # Milvus Lite's engine logs every text-index commit otherwise
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as error:
+        raise StoreUnavailable("BYLINE_STORE=milvus needs pymilvus and milvus-lite: pip install 'pymilvus<2.6' 'milvus-lite<2.6'") from error
+    if lite is not None:
+        try:
+            lite.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailable(f"BYLINE_MILVUS_URI: can't create folder {lite.parent} ({error.strerror})") from None
+    try:
+        return MilvusClient(uri=str(lite) if lite else uri, timeout=TIMEOUT)
+    except Exception as error:  # pymilvus raises several kinds; all mean "no Milvus here"
+        busy = " (Milvus Lite lets one process open a file: is another Byline using it?)" if lite else ""
+        raise StoreUnavailable(f"can't open Milvus at {uri}{busy}: {error}") from None
+
+
+class MilvusStore:
+    """One generation of the index in Milvus: searches filter on it, so later builds don't change what it answers."""
+
+    def __init__(self, backend: MilvusBackend, live: Live, manifest: Manifest, sources: tuple[str, ...]):
+        self.backend, self.manifest, self.version = backend, manifest, generation_name(live.generation)
+        self.collection, self.source_names = live.chunks, sources
+        self._visible = visible(live.generation, live.floor)
+        self._closed = False
+
+    # -- searching ---------------------------------------------------------------------------------
+
+    def dense(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """The k chunks nearest to the unit vector (inner product), searched in Milvus."""
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        return self._search([vector.tolist()], "dense", "IP", k, filters)
+
+    def keyword(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """The k chunks with the highest BM25 score, computed by Milvus' BM25 function (score > 0)."""
+        if not query.strip():
+            return []
+        return [(i, score) for i, score in self._search([query], "sparse", "BM25", k, filters) if score > 0]
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def refs(self, ids: Sequence[int]) -> dict[int, ChunkRef]:
+        """Article id, source and date of each known chunk id."""
+        rows = self._rows_by_id(ids, ["id", "article_id", "source", "published"])
+        return {row["id"]: ChunkRef(row["id"], row["article_id"], row["source"], row["published"]) for row in rows}
+
+    def chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the order asked; text cut from the article if it didn't fit the row."""
+        rows = {row["id"]: row for row in self._rows_by_id(ids, _CHUNK_FIELDS)}
+        whole = {r["article_id"] for r in rows.values() if r["text_at"] < 0}
+        articles = self.articles(whole) if whole else {}
+        found = []
+        for chunk_id in (int(i) for i in ids):
+            if (row := rows.get(chunk_id)) is None:
+                continue
+            start, end = row["start_at"], row["end_at"]
+            text = articles[row["article_id"]].text[start:end] if row["text_at"] < 0 else row["keyword_text"][row["text_at"] :]
+            found.append(Chunk(chunk_id, row["article_id"], start, end, text))
+        return found
+
+    def articles(self, ids: Iterable[str]) -> dict[str, Article]:
+        """The known articles among these ids."""
+        ids = list(dict.fromkeys(ids))
+        rows = []
+        for start in range(0, len(ids), BATCH):
+            expression = f"article_id in {quoted(ids[start : start + BATCH])} and {self._visible}"
+            rows += self.backend.scan(self.backend.articles, "key", expression, _ARTICLE_FIELDS)
+        return assemble_articles(rows)
+
+    def article(self, article_id: str) -> Article:
+        """One article; ArticleNotFound if this generation has none with that id."""
+        found = self.articles([article_id])
+        if article_id not in found:
+            raise ArticleNotFound(f"no article with id {article_id!r} in the index")
+        return found[article_id]
+
+    def list_articles(self, offset: int = 0, limit: int = 50, query: str = "") -> tuple[list[Article], int]:
+        """A page of articles ordered by id, only those whose title contains `query` (any case) if given."""
+        expression = f"part == 0 and {self._visible}"
+        if not query:
+            if offset + limit <= MAX_HITS:
+                rows = self.backend.query(self.backend.articles, expression, ["article_id"], limit=limit, offset=offset)
+                return self._page([row["article_id"] for row in rows]), self.manifest.article_count
+        wanted = query.lower()
+        ids = [row["article_id"] for row in self.backend.scan(self.backend.articles, "key", expression, ["article_id", "title"])
+               if wanted in row["title"].lower()]
+        return self._page(ids[offset : offset + limit]), len(ids)
+
+    def counts(self) -> tuple[int, int]:
+        """Articles and chunks in this generation."""
+        return self.manifest.article_count, self.manifest.chunk_count
+
+    def sources(self) -> list[str]:
+        """The distinct non-empty article sources, sorted."""
+        return sorted(source for source in self.source_names if source)
+
+    def mentions(self, name: str) -> bool:
+        """Whether some article's title, source or text holds the name as a phrase: a BM25 query for it
+        inside Milvus, then the phrase checked in the best hits."""
+        if not words(name):
+            return True  # nothing to look for
+        if any(holds_phrase(source, name) for source in self.source_names):
+            return True
+        hits = self._search([name], "sparse", "BM25", MENTION_DEPTH, None)
+        rows = self._rows_by_id([chunk_id for chunk_id, _ in hits], ["id", "keyword_text"])
+        return any(holds_phrase(row["keyword_text"], name) for row in rows)
+
+    def content_hashes(self) -> dict[str, str]:
+        """Article id -> content hash."""
+        rows = self.backend.scan(self.backend.articles, "key", f"part == 0 and {self._visible}", ["article_id", "content_hash"])
+        return {row["article_id"]: row["content_hash"] for row in rows}
+
+    def close(self) -> None:
+        """Forget this generation (the client stays with the backend); searching it afterwards is an error."""
+        self._closed = True
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _search(self, data: list, field: str, metric: str, k: int, filters: Filters | None) -> list[tuple[int, float]]:
+        """Chunk ids and scores of one Milvus search over this generation, best first."""
+        if self._closed:
+            raise BylineError(f"Milvus store version {self.version} was closed")
+        limit = min(int(k), MAX_HITS)
+        if limit <= 0:
+            return []
+        extra = filter_expression(filters)
+        expression = f"{self._visible} and {extra}" if extra else self._visible
+        hits = self.backend.client.search(
+            self.collection, data=data, anns_field=field, limit=limit, filter=expression,
+            search_params={"metric_type": metric}, timeout=TIMEOUT,
+        )[0]
+        return [(int(hit["id"]), float(hit["distance"])) for hit in hits]
+
+    def _rows_by_id(self, ids: Sequence[int], fields: list[str]) -> list[dict]:
+        """Chunk rows of this generation with these ids."""
+        ids = list(dict.fromkeys(int(i) for i in ids))
+        rows = []
+        for start in range(0, len(ids), BATCH):
+            part = ids[start : start + BATCH]
+            rows += self.backend.query(self.collection, f"id in {part} and {self._visible}", fields, limit=len(part))
+        return rows
+
+    def _page(self, ids: list[str]) -> list[Article]:
+        """These articles, in this order."""
+        found = self.articles(ids)
+        return [found[i] for i in ids if i in found]
+
+
+def assemble_articles(rows: Iterable[dict]) -> dict[str, Article]:
+    """Articles from their rows, the text's parts joined in order.
+
+    >>> row = dict(article_id="a", part=0, text="ab", title="T", source="", url="", author="", published="", path="")
+    >>> assemble_articles([{**row, "part": 1, "text": "c"}, row])["a"].text
+    'abc'
+    """
+    parts: dict[str, list[dict]] = {}
+    for row in rows:
+        parts.setdefault(row["article_id"], []).append(row)
+    articles = {}
+    for article_id, pieces in parts.items():
+        pieces.sort(key=lambda row: row["part"])
+        first = pieces[0]
+        text = "".join(piece["text"] for piece in pieces)
+        articles[article_id] = Article(
+            article_id, text, first["title"], first["source"], first["url"], first["author"], first["published"], first["path"]
+        )
+    return articles
