@@ -21,6 +21,7 @@ import json
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,7 +316,9 @@ def connect(uri: str, lite: Path | None):
         except OSError as error:
             raise StoreUnavailable(f"BYLINE_MILVUS_URI: can't create folder {lite.parent} ({error.strerror})") from None
     try:
-        return MilvusClient(uri=str(lite) if lite else uri, timeout=TIMEOUT)
+        with warnings.catch_warnings():  # milvus-lite 2.5 imports the deprecated pkg_resources
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+            return MilvusClient(uri=str(lite) if lite else uri, timeout=TIMEOUT)
     except Exception as error:  # pymilvus raises several kinds; all mean "no Milvus here"
         busy = " (Milvus Lite lets one process open a file: is another Byline using it?)" if lite else ""
         raise StoreUnavailable(f"can't open Milvus at {uri}{busy}: {error}") from None

@@ -21,7 +21,6 @@ from index.stores.milvus import (
 from index.types import Article, Chunk
 
 DUMMY = [1.0, 0.0]  # Milvus wants a vector in every collection; articles and meta rows carry this one
-HNSW = {"M": 16, "efConstruction": 200}  # the vector index on a Milvus server (Milvus Lite always scans)
 
 
 class MilvusWriter:
@@ -81,7 +80,7 @@ class MilvusWriter:
         articles = self.backend.count(self.backend.articles, f"part == 0 and {now}")
         manifest = replace(
             manifest, article_count=articles, chunk_count=self.backend.count(collection, now),
-            vector_index="flat" if self.backend.lite else "hnsw",
+            vector_index="flat" if self.backend.lite else "autoindex",
         )
         records = _source_records(sorted(self._sources(now)))
         self._upsert(self.backend.meta, [
@@ -221,8 +220,8 @@ def ensure_collection(client, name: str, schema, lite: bool = True) -> None:
         if field.dtype == DataType.SPARSE_FLOAT_VECTOR:
             index.add_index(field.name, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
         elif field.dtype == DataType.FLOAT_VECTOR:
-            kind, params = ("FLAT", {}) if lite or field.name != "dense" else ("HNSW", HNSW)
-            index.add_index(field.name, index_type=kind, metric_type="IP", params=params)
+            # Milvus Lite scans every vector (FLAT); on a server Milvus picks the index for its version (AUTOINDEX).
+            index.add_index(field.name, index_type="FLAT" if lite or field.name != "dense" else "AUTOINDEX", metric_type="IP")
     client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong", timeout=TIMEOUT)
 
 
