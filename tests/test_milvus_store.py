@@ -6,6 +6,7 @@ contract suite; these tests cover what only the Milvus backend does.
 
 from __future__ import annotations
 
+import doctest
 import itertools
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from index.chunking import ChunkSettings
 from index.errors import IndexMismatch, IndexNotBuilt, StoreUnavailable
 from index.stores.base import Manifest
+from index.stores import milvus, milvus_writer
 from index.stores.milvus import MAX_TEXT, MilvusBackend
 from index.types import Article, Chunk, Filters
 
@@ -62,6 +64,11 @@ def build(backend, articles: list[Article], first_id: int, *, full: bool = False
 ROME = Article("rome", "Floods hit Rome on Monday. The Tiber rose two metres", "Rome floods", "Wire \"Daily\"", published="2023-10-02")
 SBF = Article("sbf", "Sam Bankman-Fried went on trial in New York. Jurors heard from Caroline Ellison", "FTX trial", "O'Reilly News", published="2023-11-06")
 LEEDS = Article("leeds", "Heavy rain flooded roads in Leeds. Forecasters expect drier weather", "Leeds rain", "Wire \"Daily\"")
+
+
+@pytest.mark.parametrize("module", [milvus, milvus_writer])
+def test_doctests(module):
+    assert doctest.testmod(module).failed == 0
 
 
 def test_a_build_is_invisible_until_commit_and_old_versions_keep_answering(backend):

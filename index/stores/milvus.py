@@ -176,7 +176,7 @@ def text_parts(text: str, limit: int = MAX_TEXT) -> list[str]:
     """The text cut into pieces of at most `limit` UTF-8 bytes (at least one piece).
 
     >>> text_parts("abcdé", 3)
-    ['abc', 'd', 'é']
+    ['abc', 'dé']
     """
     parts = []
     while True:
