@@ -249,12 +249,13 @@
   }
 
   // --- the conversation, kept in localStorage ----------------------------------------------------
+  const MAX_TURNS = 40;  // /api/ask takes at most 40 earlier turns; the answerer reads only the latest questions
   function history() {
     const turns = [];
     for (const turn of saved) {
       if (turn.state === "done") turns.push({ role: "user", content: turn.question }, { role: "assistant", content: turn.answer.answer });
     }
-    return turns;
+    return turns.slice(-MAX_TURNS);
   }
 
   function store() {

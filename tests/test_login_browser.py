@@ -80,3 +80,19 @@ def test_an_article_link_logs_in_and_comes_back_to_the_span(page, base_url):
     page.click("#login")
     page.locator("mark#highlight").wait_for()
     assert page.locator("mark#highlight").inner_text() == "Rome will offer "
+
+
+def test_a_long_conversation_sends_only_the_turns_the_api_takes(page, base_url):
+    page.goto(base_url + "/")
+    page.fill("#key", KEY)
+    page.click("#login")
+    page.wait_for_selector("#ask-form")
+    answer = page.request.post(base_url + "/api/ask", data={"question": "Why?"}).json()  # the cookie rides along
+    kept = [{"question": f"Question {i}?", "state": "done", "answer": answer} for i in range(30)]
+    page.evaluate("kept => localStorage.setItem('byline.conversation', JSON.stringify(kept))", kept)
+    page.reload()
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/api/ask") else None)
+    turn = ask(page, "And what did Rome offer?")
+    assert turn.get_attribute("data-state") == "done"
+    assert len(sent[-1]["history"]) == 40 and sent[-1]["history"][-2]["content"] == "Question 29?"
