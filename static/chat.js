@@ -81,15 +81,19 @@
 
   // Checked text with its [n] markers: a run of markers that ends a sentence and names only the answer's
   // own citations becomes buttons; any other "[n]" (one an article wrote, inside a quote) stays text.
-  const MARKER_RUN = /((?:\[\d+\])+)(?=[.!?]?(?:\s|$))/g;
+  // The buttons and the full stop after them never wrap apart.
+  const MARKER_RUN = /((?:\[\d+\])+)([.!?]?)(?=\s|$)/g;
   function appendChecked(parent, text, byNumber) {
     let last = 0;
     for (const match of text.matchAll(MARKER_RUN)) {
       const numbers = Array.from(match[1].matchAll(/\d+/g), (m) => Number(m[0]));
       if (!numbers.every((n) => byNumber.has(n))) continue;
       parent.appendChild(document.createTextNode(text.slice(last, match.index)));
-      for (const n of numbers) parent.appendChild(citeButton(n, byNumber.get(n)));
-      last = match.index + match[1].length;
+      const run = el("span", "cite-run");
+      for (const n of numbers) run.appendChild(citeButton(n, byNumber.get(n)));
+      run.appendChild(document.createTextNode(match[2]));
+      parent.appendChild(run);
+      last = match.index + match[0].length;
     }
     parent.appendChild(document.createTextNode(text.slice(last)));
   }

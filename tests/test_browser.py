@@ -95,7 +95,9 @@ def test_chat_streams_cites_follows_up_and_keeps_markup_inert(browser, live_serv
     mark = page.locator("#panel-passage mark")
     mark.wait_for()
     assert len(mark.text_content().strip()) > 10
-    assert "Dongfeng" in page.locator("#panel-title").text_content()
+    marker = first.inner_text()
+    listed = turn.locator(".sources li").filter(has=page.locator(f"button.cite:text-is('{marker}')")).locator(".source-title")
+    assert page.locator("#panel-title").text_content() == f"{marker} {listed.text_content().strip()}"
     assert page.locator("#panel-local").get_attribute("href").startswith("/articles/")
     assert page.locator("#panel-url").get_attribute("href").startswith("https://")
     page.screenshot(path=str(ARTIFACTS / "chat-citation.png"), full_page=True)
