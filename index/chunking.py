@@ -13,6 +13,10 @@ _ABBREVIATIONS = frozenset(
     "jun jul aug sep sept oct nov dec u.s u.k e.g i.e a.m p.m".split()
 )
 _WORD = re.compile(r"\S+")
+# A chunk of n words spans at most n * CHARS_PER_WORD characters. Prose averages about 6 a word, so only runs of
+# long tokens (base64, minified data, a letter repeated for megabytes) are cut by it, and no chunk handed to the
+# tokenizer is ever megabytes long.
+CHARS_PER_WORD = 20
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,28 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _word_spans(text: str, start: int, end: int, words: int) -> list[tuple[int, int]]:
-    """Cut an over-long sentence into pieces of at most `words` words."""
-    tokens = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
-    return [(tokens[i][0], tokens[min(i + words, len(tokens)) - 1][1]) for i in range(0, len(tokens), words)]
+def _pieces(text: str, start: int, end: int, words: int, max_chars: int) -> list[tuple[int, int, int]]:
+    """Cut an over-long sentence into (start, end, words) pieces of at most `words` words and `max_chars` characters.
+
+    A token longer than `max_chars` is itself cut, each slice counting as a word.
+
+    >>> _pieces("one two three four", 0, 18, 2, 100), _pieces("abcdefgh ij", 0, 11, 5, 3)
+    ([(0, 7, 2), (8, 18, 2)], [(0, 3, 1), (3, 6, 1), (6, 8, 1), (9, 11, 1)])
+    """
+    pieces: list[tuple[int, int, int]] = []
+    first, last, count = -1, -1, 0
+    for match in _WORD.finditer(text, start, end):
+        for slice_start in range(match.start(), match.end(), max_chars):
+            slice_end = min(slice_start + max_chars, match.end())
+            if count and (count == words or slice_end - first > max_chars):
+                pieces.append((first, last, count))
+                count = 0
+            if not count:
+                first = slice_start
+            last, count = slice_end, count + 1
+    if count:
+        pieces.append((first, last, count))
+    return pieces
 
 
 def chunk_spans(text: str, words: int = 200, overlap_words: int = 40) -> list[tuple[int, int]]:
@@ -66,18 +88,23 @@ def chunk_spans(text: str, words: int = 200, overlap_words: int = 40) -> list[tu
     >>> chunk_spans("One two. Three four. Five six.", words=4, overlap_words=2)
     [(0, 20), (9, 30)]
     """
+    max_chars = words * CHARS_PER_WORD
     units: list[tuple[int, int, int]] = []  # start, end, word count
     for start, end in split_sentences(text):
         count = len(_WORD.findall(text, start, end))
-        if count > words:
-            units.extend((s, e, len(_WORD.findall(text, s, e))) for s, e in _word_spans(text, start, end, words))
+        if count > words or end - start > max_chars:
+            units.extend(_pieces(text, start, end, words, max_chars))
         else:
             units.append((start, end, count))
     chunks: list[tuple[int, int]] = []
     first = 0
     while first < len(units):
         last, total = first, units[first][2]
-        while last + 1 < len(units) and total + units[last + 1][2] <= words:
+        while (
+            last + 1 < len(units)
+            and total + units[last + 1][2] <= words
+            and units[last + 1][1] - units[first][0] <= max_chars
+        ):
             last += 1
             total += units[last][2]
         chunks.append((units[first][0], units[last][1]))
@@ -115,13 +142,18 @@ def embedding_text(chunk_text: str, title: str = "", source: str = "", published
 
 
 def chunk_count_bounds(text: str, words: int = 200) -> tuple[int, int]:
-    """Cheap (lower, upper) bounds on len(chunk_spans(text, words, ...)) for any overlap, from two C-speed scans.
+    """Cheap (lower, upper) bounds on len(chunk_spans(text, words, ...)) for any overlap, from C-speed scans.
 
-    Chunks hold at most `words` words, and each starts at a new sentence or piece of an over-long one.
+    A chunk holds at most `words` words and `words * CHARS_PER_WORD` characters, and starts at a new
+    sentence or a new piece of an over-long one.
 
     >>> chunk_count_bounds("One two. Three four. Five six.", words=4)
-    (2, 4)
+    (2, 10)
     """
-    word_count = len(text.split())
+    max_chars = words * CHARS_PER_WORD
+    tokens = text.split()
+    word_count, token_chars = len(tokens), sum(map(len, tokens))
     sentences = len(_SENTENCE_END.findall(text)) + 1
-    return -(-word_count // words), sentences + word_count // words
+    slices = len(text) // max_chars  # extra words made by cutting tokens longer than max_chars
+    lower = max(-(-word_count // words), -(-token_chars // max_chars))
+    return lower, 3 * sentences + (word_count + slices) // words + 2 * slices

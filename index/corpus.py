@@ -26,6 +26,7 @@ from index.readers import (
     read_json,
     read_jsonl,
     read_markdown,
+    without_surrogates,
 )
 from index.types import Article, CorpusLimits, FileWarning, Refused, Skipped
 from index.walk import kind_of, open_regular_file, shown_path, walk_corpus
@@ -238,6 +239,7 @@ def _read_file(path: str, rel: str, limits: CorpusLimits, chunk: ChunkSettings) 
 
 def _article(id_: str, path: str, record: Record, limits: CorpusLimits, chunk: ChunkSettings) -> list[Article | Skipped | FileWarning]:
     """A Record as an Article with its id and corpus path, and its warnings; or Skipped when it is too long."""
+    record = without_surrogates(record)
     count = _chunks_at_least(record.text, chunk, limits.max_chunks_per_article)
     if count > limits.max_chunks_per_article:
         reason = f"too long: at least {count:,} chunks, over the {limits.max_chunks_per_article:,}-chunk limit per article"

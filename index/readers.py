@@ -17,6 +17,7 @@ from index.metadata import field_text, normalize_date, split_front_matter
 
 _ATX_HEADING = re.compile(r"\A[ \t]*#{1,6}[ \t]+(?P<title>[^\n]*?)[ \t#]*(?:\n|\Z)")
 _SETEXT_HEADING = re.compile(r"\A[ \t]*(?P<title>[^\n]*\S)[ \t]*\n[ \t]*={3,}[ \t]*(?:\n|\Z)")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _BODY_FIELDS = ("body", "text", "content")
 _DATE_FIELDS = ("published_at", "published", "date")
 # Record field, then the metadata keys it is read from, first found wins.
@@ -52,6 +53,16 @@ def clean_text(text: str) -> str:
     text = CONTROL_CHARACTERS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def without_surrogates(record: Record) -> Record:
+    """The record with each lone surrogate (from a JSON "\\ud800" escape; UTF-8 can't store one) made U+FFFD.
+
+    >>> without_surrogates(Record(text="Bad \\ud800 text.", title="T\\udfff")) == Record("Bad \\ufffd text.", "T\\ufffd")
+    True
+    """
+    fields = ("text", "title", "source", "url", "author", "published")
+    return replace(record, **{name: _LONE_SURROGATE.sub("\ufffd", getattr(record, name)) for name in fields})
 
 
 def normalized_for_duplicates(text: str) -> str:

@@ -1,10 +1,11 @@
 """A hostile corpus: every kind of bad file at once, through the real `byline index`, and the summary it prints.
 
-The acceptance test builds 40 kinds of files (links out of the folder, a FIFO, a socket, a device, a YAML
-billion-laughs, a file of a million one-letter lines, a JSON of too many records, broken encodings and
-line ends, ...) next to good articles, runs `python -m server.cli index --json` on it in a subprocess with
-a time limit, and checks that it finishes, exits 0, names every skipped file with its reason, indexes
-every good article, makes nothing from outside the folder searchable and stays under 1 GB.
+The acceptance test builds 50 kinds of files (links out of the folder, a FIFO, a socket, a device, a YAML
+billion-laughs, a file of a million one-letter lines, one 19 MB word, a JSON of too many records, broken
+encodings and line ends, a lone surrogate, ...) next to good articles, runs `python -m server.cli index
+--json` on it in a subprocess with a time limit, and checks that it finishes, exits 0, names every skipped
+file with its reason, indexes every good article, makes nothing from outside the folder searchable and
+stays under 1 GB.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ GOOD = {
     "lines.jsonl#1": ("#1", "cyclists bridge closure detour"),
     "lines.jsonl#4": ("#4", "fishermen protest fishing quota"),
     "long-title.md": ("", "museum dinosaur skeleton exhibition"),
+    "surrogate.json#1": ("#1", "night bus service returns at weekends"),
 }
 
 
@@ -102,6 +104,7 @@ def make_hostile_corpus(corpus: Path, outside: Path) -> tuple[dict[str, str], di
                                   "[" * 100_000 + "]" * 100_000,
                                   json.dumps({"body": "Fishermen protest the new fishing quota at the port."})]))
     put("long-title.md", f"---\ntitle: {'T' * 2000}\n---\nThe museum opens a dinosaur skeleton exhibition.\n")
+    put("surrogate.json", '[{"title": "Night bus \\ud800", "body": "The night bus service returns at weekends."}]')
 
     (corpus / "passwd.txt").symlink_to("/etc/passwd")
     (corpus / "etc").symlink_to("/etc", target_is_directory=True)
@@ -116,6 +119,7 @@ def make_hostile_corpus(corpus: Path, outside: Path) -> tuple[dict[str, str], di
     put("laughs.md", "---\n" + "\n".join(rows) + "\ntitle: *i\n---\nBody.\n")
     put("many.json", json.dumps([{"body": f"Record {i} of far too many."} for i in range(10_001)]))
     put("letters.txt", "a\n" * 1_000_000)
+    put("one-word.txt", "x" * 19_000_000)  # under the byte limit; one "word" the tokenizer would choke on
     put("binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01")
     put("nul.txt", b"Text with a NUL\x00 byte in it.\n")
     put("empty.md", b"")
@@ -147,6 +151,7 @@ def make_hostile_corpus(corpus: Path, outside: Path) -> tuple[dict[str, str], di
         "laughs.md": ALIAS,
         "many.json": "holds 10,001 records, over the 10,000-record limit per file",
         "letters.txt": "too long: at least 5,000 chunks, over the 500-chunk limit per article",
+        "one-word.txt": "too long: at least 4,750 chunks, over the 500-chunk limit per article",
         "binary.md": "binary file (contains NUL bytes), not text",
         "nul.txt": "binary file (contains NUL bytes), not text",
         "empty.md": "empty file",

@@ -166,3 +166,14 @@ def test_chunk_limit_is_exact_near_the_limit(tmp_path):
     assert len(read_corpus(tmp_path, chunk=chunk, limits=CorpusLimits(max_chunks_per_article=exact)).articles) == 1
     (skipped,) = read_corpus(tmp_path, chunk=chunk, limits=CorpusLimits(max_chunks_per_article=exact - 1)).skipped
     assert skipped.reason == f"too long: at least {exact} chunks, over the {exact - 1}-chunk limit per article"
+
+
+def test_lone_surrogates_from_json_escapes_cannot_abort_a_build(tmp_path, fake_embedder):
+    from index.build import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write(corpus, "feed.json", '[{"title": "T \\ud800", "body": "Body \\udfff here.", "author": "A\\udc80"}]')
+    (article,) = read_corpus(corpus).articles
+    assert (article.title, article.text, article.author) == ("T \ufffd", "Body \ufffd here.", "A\ufffd")
+    assert build_index(corpus, tmp_path / "index", fake_embedder).added == 1
