@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from index.errors import LLMUnavailable
 from index.types import Hit
 from server.answering.answer import Answerer
 from server.api.app import create_app
@@ -31,8 +32,9 @@ QUOTED = '"Rome said [2] it would offer sites within weeks." [3]'  # the article
 
 
 class ScriptedAnswerer:
-    """Answers by keyword: 'unknown' abstains (nearest includes the XSS article), 'long' writes many sentences;
-    anything else cites passages 1 and 3 (not 2), with a quote that has an article-written "[2]" in it."""
+    """Answers by keyword: 'unknown' abstains (nearest includes the XSS article), 'long' writes many sentences,
+    'fail' breaks after its first sentence; anything else cites passages 1 and 3 (not 2), with a quote that has
+    an article-written "[2]" in it."""
 
     def stream(self, question, history=None, k=None, filters=None):
         if "unknown" in question:
@@ -47,6 +49,8 @@ class ScriptedAnswerer:
         for i, (text, new) in enumerate(sentences):
             time.sleep(0.05)
             yield Delta(("" if i == 0 else " ") + text, new)
+            if "fail" in question:
+                raise LLMUnavailable("the model crashed")
         answer = " ".join(text for text, _ in sentences)
         yield Answer(question=question, answer=answer, sentences=(Sentence("Dongfeng is talking to Rome.", (1,), True),),
                      citations=(one, three))
@@ -171,6 +175,9 @@ def test_stop_cancels_the_answer_and_frees_the_model(browser, checked):
     assert gate.admitted == 0 and not gate._turn.locked(), "the server should free the model when the browser stops"
     follow = ask(page, QUESTION)  # the model answers the next question
     assert follow.get_attribute("data-state") == "done" and CHECKED in follow.inner_text()
+    page.reload()  # the stopped turn is kept too, marked stopped, and is not history for the next question
+    assert [t.get_attribute("data-state") for t in page.locator(".turn.assistant").all()] == ["stopped", "done"]
+    assert "Stopped" in page.locator(".turn.assistant").first.inner_text()
     page.context.close()
 
 
@@ -251,6 +258,30 @@ def test_question_box_stays_in_view_past_a_long_answer(browser, scripted_url):
     page.locator("#question").click()  # reachable: nothing covers it
     page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "chat-long-top.png"))
+    page.context.close()
+
+
+def test_the_unchecked_draft_shows_apart_and_labelled_only_when_enabled(browser):
+    settings = Settings(abstain_threshold=0.2, show_draft=True)
+    embedder, searcher = FakeEmbedder(), ArticleSearcher()
+    answerer = Answerer(searcher, RepeatingLLM(), embedder, settings)
+    app = create_app(settings, embedder=embedder, llm=SimpleNamespace(name="scripted"), searcher=searcher, answerer=answerer)
+    with served(app) as url:
+        page = open_page(browser, url + "/")
+        turn = ask(page, QUESTION)
+        draft = turn.locator("details.draft")
+        assert "Unchecked draft" in draft.locator("summary").inner_text()
+        assert draft.get_attribute("open") is None and INVENTED in draft.text_content()
+        assert INVENTED not in turn.locator(".answer-text").text_content()
+        page.context.close()
+
+
+def test_a_failure_mid_answer_keeps_the_checked_text_and_says_what_failed(browser, scripted_url):
+    page = open_page(browser, scripted_url)
+    turn = ask(page, "this will fail")
+    assert turn.get_attribute("data-state") == "error"
+    assert turn.locator(".answer-text").text_content() == "Dongfeng is talking to Rome [1]."
+    assert "the model crashed" in turn.locator(".note.error").inner_text()
     page.context.close()
 
 
