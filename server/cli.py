@@ -132,6 +132,15 @@ def _eval_index_dir(args: argparse.Namespace, settings: Settings) -> Path:
     return settings.index_dir.parent / f"eval-{corpus.stem}-{digest}"
 
 
+def _variants(text: str) -> tuple[str, ...]:
+    """The answer-eval variants named in a comma-separated list; an unknown one is a usage error."""
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in names if v not in ("evidence_only", "model")]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {', '.join(unknown) or '(none)'}: use evidence_only, model")
+    return names
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate retrieval or answers on a MultiHop-RAG-format query file."""
     settings = _settings(args)
@@ -140,7 +149,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from server.answering.evaluate import evaluate_answers
 
         summary = evaluate_answers(
-            corpus=args.corpus, queries=args.queries, index_dir=index_dir, settings=settings, limit=args.limit, out=args.out
+            corpus=args.corpus, queries=args.queries, index_dir=index_dir, settings=settings, limit=args.limit, out=args.out,
+            variants=args.variants,
         )
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return 0
@@ -237,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int)
     p.add_argument("--limit", type=int, help="evaluate only the first N queries (stratified by type)")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
+    p.add_argument(
+        "--variants",
+        type=_variants,
+        default=("evidence_only", "model"),
+        help="answer mode: which answerers to compare, comma-separated (evidence_only: no model call; model: the configured LLM)",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("ask", parents=[common], help=cmd_ask.__doc__)

@@ -305,12 +305,20 @@ def _mean(values: Iterable) -> float | None:
 
 
 def evaluate_answers(
-    corpus: Path, queries: Path, index_dir: Path, settings: Settings, *, limit: int | None = None, out: Path | None = None, answerers: dict | None = None
+    corpus: Path,
+    queries: Path,
+    index_dir: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    out: Path | None = None,
+    answerers: dict | None = None,
+    variants: Sequence[str] = ("evidence_only", "model"),
 ) -> dict:
     """Answer a stratified sample of the queries with each answerer and summarize, overall and by question type.
 
-    By default the answerers are "evidence_only" (no model call) and "model" (the configured LLM adds checked
-    sentences), over the same index. Per-query records go to `out` with the suffix .jsonl as they are produced.
+    By default (`variants`) the answerers are "evidence_only" (no model call) and "model" (the configured LLM adds
+    checked sentences), over the same index. Per-query records go to `out` with the suffix .jsonl as they are produced.
     """
     all_queries = read_queries(queries)
     sample = stratified_sample(all_queries, limit)
@@ -322,7 +330,10 @@ def evaluate_answers(
         settings = settings.model_copy(update={"index_dir": Path(index_dir), "corpus_dir": Path(corpus)})
         model = load_answerer(settings)
         evidence = Answerer(model.searcher, model.llm, model.embedder, settings.model_copy(update={"use_llm": False}))
-        answerers = {"evidence_only": evidence, "model": model}
+        unknown = set(variants) - {"evidence_only", "model"}
+        if unknown:
+            raise ValueError(f"unknown eval variant(s) {', '.join(sorted(unknown))}: expected evidence_only, model")
+        answerers = {name: {"evidence_only": evidence, "model": model}[name] for name in variants}
     log = Path(out).with_suffix(".jsonl").open("w", encoding="utf-8") if out else None
     records: dict[str, list[dict]] = {name: [] for name in answerers}
     started, load = time.perf_counter(), [os.getloadavg()]

@@ -37,7 +37,8 @@ _NEGATIONS = frozenset("not no never none nothing neither nor without cannot n't
 
 
 ARTICLE_WEIGHT = 0.5  # share of its article's best question overlap a sentence gets
-TYPE_BONUS = 0.4  # for a sentence holding the kind of fact asked for: a date for "when", a number for "how many", a reason for "why"
+TYPE_BONUS = 0.4
+OUTLET_BONUS = 0.5  # for a sentence from an outlet the question names ("according to The Verge")  # for a sentence holding the kind of fact asked for: a date for "when", a number for "how many", a reason for "why"
 # Irregular past forms the suffix stemmer can't join to their verb ("fell" is "fall").
 IRREGULAR = {
     "fell": "fall", "fallen": "fall", "rose": "rise", "risen": "rise", "grew": "grow", "grown": "grow", "sold": "sell",
@@ -226,9 +227,12 @@ def score_sentences(
     for s, value in zip(candidates, shared):
         article = s.hit.article_id if s.hit else ""
         article_best[article] = max(article_best.get(article, 0.0), value)
+    asked = f" {' '.join(re.findall(r'[a-z0-9]+', question.lower()))} "
+    named = {source: _names_source(asked, source) for source in {s.hit.source for s in candidates if s.hit and s.hit.source}}
     lexical = [
         value
         + ARTICLE_WEIGHT * article_best[s.hit.article_id if s.hit else ""]
+        + (OUTLET_BONUS if s.hit and named.get(s.hit.source) else 0.0)
         + 0.3 / (1 + s.hit_rank)
         + (TYPE_BONUS if any(answers_kind(kind, s.text) for kind in kinds) else 0.0)
         for s, value in zip(candidates, shared)
@@ -247,6 +251,18 @@ def score_sentences(
         )
         for i, s in enumerate(candidates)
     ]
+
+
+def _names_source(asked: str, source: str) -> bool:
+    """Whether the question (lower-cased words, space-padded) names the outlet, with or without "The".
+
+    >>> _names_source(" what did the verge say ", "The Verge"), _names_source(" what did wired say ", "The Verge")
+    (True, False)
+    """
+    words = re.findall(r"[a-z0-9]+", source.lower())
+    if words[:1] == ["the"]:
+        words = words[1:]
+    return bool(words) and f" {' '.join(words)} " in asked
 
 
 def passage_header(hit: Hit) -> str:
