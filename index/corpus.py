@@ -240,8 +240,8 @@ def _read_file(path: str, rel: str, limits: CorpusLimits, chunk: ChunkSettings) 
 def _article(id_: str, path: str, record: Record, limits: CorpusLimits, chunk: ChunkSettings) -> list[Article | Skipped | FileWarning]:
     """A Record as an Article with its id and corpus path, and its warnings; or Skipped when it is too long."""
     record = without_surrogates(record)
-    count = _chunks_at_least(record.text, chunk, limits.max_chunks_per_article)
-    if count > limits.max_chunks_per_article:
+    count = _chunks_past(limits.max_chunks_per_article, record.text, chunk)
+    if count:
         reason = f"too long: at least {count:,} chunks, over the {limits.max_chunks_per_article:,}-chunk limit per article"
         return [Skipped(path, reason)]
     too_long = [name for name in _METADATA_FIELDS if len(getattr(record, name)) > limits.max_metadata_chars]
@@ -255,13 +255,15 @@ def _article(id_: str, path: str, record: Record, limits: CorpusLimits, chunk: C
     return [article, *(FileWarning(path, message) for message in warnings)]
 
 
-def _chunks_at_least(text: str, chunk: ChunkSettings, limit: int) -> int:
-    """How many chunks `text` makes, counted exactly only when cheap bounds leave it open whether it passes `limit`.
+def _chunks_past(limit: int, text: str, chunk: ChunkSettings) -> int | None:
+    """How many chunks `text` makes at least, when that is over `limit`; else None. Cheap bounds settle most
+    texts; only one they leave open is chunked.
 
-    >>> _chunks_at_least("a\\n" * 1000, ChunkSettings(10, 0), 5), _chunks_at_least("One. Two.", ChunkSettings(10, 0), 5)
-    (100, 2)
+    >>> _chunks_past(5, "a\\n" * 1000, ChunkSettings(10, 0)), _chunks_past(5, "One. Two.", ChunkSettings(10, 0))
+    (100, None)
     """
     lower, upper = chunk_count_bounds(text, chunk.words)
     if lower > limit or upper <= limit:
-        return lower if lower > limit else upper
-    return len(chunk_spans(text, chunk.words, chunk.overlap_words))
+        return lower if lower > limit else None
+    count = len(chunk_spans(text, chunk.words, chunk.overlap_words))
+    return count if count > limit else None
