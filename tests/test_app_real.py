@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -35,12 +36,20 @@ def test_path_like_ids_are_404_on_the_wire(http, path):
 def test_ask_json_and_sse_order(http):
     body = http.post("/api/ask", json={"question": "Why is Italy courting Dongfeng?", "k": 5}).json()
     assert body["answer"] and body["citations"] and body["citations"][0]["span_start"] < body["citations"][0]["span_end"]
-    names = []
+    events = []
     with http.stream("POST", "/api/ask", json={"question": "Why is Italy courting Dongfeng?", "stream": True}) as response:
         for line in response.iter_lines():
             if line.startswith("event: "):
-                names.append(line[7:])
+                events.append([line[7:]])
+            elif line.startswith("data: "):
+                events[-1].append(json.loads(line[6:]))
+    names = [name for name, _ in events]
     assert names[0] == "delta" and names[-2:] == ["citations", "final"] and set(names[:-2]) == {"delta"}
+    # the deltas are the checked answer, piece by piece, each bringing the citations it first refers to
+    final = events[-1][1]
+    assert "".join(data["text"] for name, data in events if name == "delta") == final["answer"]
+    assert sorted(c["n"] for name, data in events if name == "delta" for c in data["citations"]) == sorted(c["n"] for c in final["citations"])
+    assert final["usage"]["prompt_tokens"] > 0 and final["usage"]["completion_tokens"] > 0
 
 
 def test_disconnect_mid_stream_frees_the_model(http):
