@@ -66,20 +66,23 @@ def walk_corpus(root: str, unsupported: Callable[[str], str | None], skipped: li
     def skip(full: str, reason: str, kind: type[Skipped] = Skipped) -> None:
         skipped.append(kind(shown_path(_relative(root, full)), reason))
 
-    def visit(folder: str) -> Iterator[tuple[str, str]]:
+    # A stack of (folder, its resolved path), not recursion: folders nested thousands deep must not overflow.
+    folders = [(root, top)]
+    while folders:
+        folder, here = folders.pop()
         try:
             with os.scandir(folder) as entries:
                 names = sorted(entry.name for entry in entries)
         except OSError as error:
             skip(folder, f"can't list folder: {error.strerror or error}")
-            return
-        here = os.path.realpath(folder)
+            continue
+        subfolders = []
         for name in names:
             full = os.path.join(folder, name)
             if name.startswith("."):
                 skip(full, f"hidden {'folder' if os.path.isdir(full) else 'file'}: Byline doesn't read hidden entries")
                 continue
-            found = _follow(full)
+            found = _follow(full, os.path.join(here, name))
             if isinstance(found, str):
                 skip(full, found)
             elif not inside(found[1], top):
@@ -92,20 +95,25 @@ def walk_corpus(root: str, unsupported: Callable[[str], str | None], skipped: li
                     skip(full, f"{what} {shown_path(_relative(top, real)) or '.'}")
                     continue
                 visited.add(real)
-                yield from visit(full)
+                subfolders.append((full, real))
             elif not stat.S_ISREG(found[0].st_mode):
                 skip(full, f"{kind_of(found[0].st_mode)}, not a regular file", Refused)
             elif unsupported(name):
                 skip(full, unsupported(name))
             else:
                 yield _relative(root, full), found[1]
+        folders.extend(reversed(subfolders))
 
-    yield from visit(root)
 
+def _follow(path: str, resolved_if_no_link: str) -> tuple[os.stat_result, str] | str:
+    """The stat and resolved path of what `path` names, or why it can't be read: a loop, a broken link.
 
-def _follow(path: str) -> tuple[os.stat_result, str] | str:
-    """The stat and resolved path of what `path` names, or why it can't be read: a loop, a broken link."""
+    Only a symlink is resolved (os.path.realpath costs a call per folder of the path); anything else is
+    where its resolved folder says."""
     try:
+        status = os.lstat(path)
+        if not stat.S_ISLNK(status.st_mode):
+            return status, resolved_if_no_link
         status = os.stat(path)
     except OSError as error:
         if error.errno == errno.ELOOP:

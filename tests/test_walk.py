@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
+import sys
 
 import pytest
 
@@ -121,3 +123,17 @@ def test_a_file_turned_into_a_link_out_of_the_corpus_loses_its_indexed_version(c
     assert (summary.unchanged, summary.removed) == (1, 2)
     assert reasons(summary.skipped) == {"passwd.txt": "symlink points outside the corpus",
                                         "x.txt": "a FIFO (named pipe), not a regular file"}
+
+
+def test_folders_nested_deeper_than_the_recursion_limit_are_walked(corpus):
+    depth = 300
+    deepest = corpus.joinpath(*["d"] * depth)
+    deepest.mkdir(parents=True)
+    (deepest / "deep.md").write_text("The deepest story in the archive.\n")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + depth // 2)  # a walker recursing per folder would overflow
+    try:
+        articles, skipped, _ = read_corpus(corpus)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [a.path for a in articles] == ["d/" * depth + "deep.md", "good.md"] and skipped == []
