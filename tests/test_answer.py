@@ -270,3 +270,28 @@ def test_question_about_a_name_the_archive_never_mentions_abstains():
     result = answerer.answer("Who won the 2023 Tour de France?")
     assert result.abstained and "Tour de France" in result.message and llm.prompts == []
     assert result.nearest
+
+
+class CountingLLM(ScriptedLLM):
+    """A scripted model that counts the pieces it has handed out."""
+
+    def __init__(self, *replies):
+        super().__init__(*replies)
+        self.given = 0
+
+    def generate(self, prompt_or_messages, **limits):
+        for piece in super().generate(prompt_or_messages, **limits):
+            self.given += 1
+            yield piece
+
+
+def test_a_checked_model_sentence_streams_before_the_model_finishes():
+    reply = "Shop owners opposed the bike lanes plan on Market Road [1]. The moon is made of blue cheese today [1]."
+    llm = CountingLLM(reply)
+    answerer, _ = make(llm=llm, searcher=FakeSearcher(LANES))
+    for item in answerer.stream("When will the Eastbrook bike lanes be built?"):
+        if isinstance(item, Delta) and "Shop owners" in item.text:
+            assert llm.given < len(reply.split())  # released while the model was still writing
+            break
+    else:
+        raise AssertionError("the model's checked sentence never streamed")

@@ -253,21 +253,23 @@ class Answerer:
 
         text, used, failure = "", token_usage(), None
         if settings.use_llm:
+            # The model's sentences are checked as each one is complete, and join the answer at once if they pass.
             prompt = build_prompt(question, passages, chat=chat, system=system)
-            for piece in self._generate(prompt, timings, started, limit, temperature or 0.0):
+            checked_upto = 0
+            for piece in [*self._generate(prompt, timings, started, limit, temperature or 0.0), None]:
                 if isinstance(piece, _Failure):
                     failure = str(piece)
-                else:
-                    text += piece
+                    continue
+                text += piece or ""
+                ends = [m.end() for m in _SENTENCE_END.finditer(text, checked_upto)] if piece is not None else [len(text)]
+                if not ends or ends[-1] <= checked_upto:
+                    continue
+                joined, citations = self._check_model_text(text[checked_upto:ends[-1]], passages, vectors, citations, released, max_tokens)
+                checked_upto = ends[-1]
+                for delta in release(joined, citations, released):
+                    timings.setdefault("first_sentence_s", round(time.perf_counter() - started, 3))
+                    yield delta
             used = token_usage(prompt_tokens(self.llm.count_tokens, prompt.body), self.llm.count_tokens(text) if text else 0)
-            checked, model_citations = verify_citations(
-                text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=True
-            )
-            joined, citations = join_checked(released, citations, checked, model_citations)
-            joined = fit_tokens([*released, *joined], max_tokens, self.llm.count_tokens)[len(released):]
-            for delta in release(joined, citations, released):
-                timings.setdefault("first_sentence_s", round(time.perf_counter() - started, 3))
-                yield delta
         if not released:
             yield self._abstain(question, hits, NO_EVIDENCE_MESSAGE, timings, started, strength, used)
             return
@@ -286,6 +288,15 @@ class Answerer:
             usage=used,
             draft=text.strip() if settings.show_draft else "",
         )
+
+    def _check_model_text(self, text, passages, vectors, citations, released, max_tokens) -> tuple[list[Sentence], list[Citation]]:
+        """The model's sentences in `text` that pass the support check and add to what was `released`, within
+        `max_tokens`, with the citations merged."""
+        checked, model_citations = verify_citations(
+            text, passages, similarity=lambda a, b: self._pair_similarity(a, b, vectors), threshold=SUPPORT_THRESHOLD, drop_unsupported=True
+        )
+        joined, citations = join_checked(released, citations, checked, model_citations)
+        return fit_tokens([*released, *joined], max_tokens, self.llm.count_tokens)[len(released):], citations
 
     def _refusal(self, question: str) -> str:
         """Why the archive can't answer a question whatever the evidence (a publication or a name it lacks), or ""."""
