@@ -7,6 +7,7 @@ sentences that pass the support check join after it; then exactly one final `Ans
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -256,7 +257,7 @@ class Answerer:
             # The model's sentences are checked as each one is complete, and join the answer at once if they pass.
             prompt = build_prompt(question, passages, chat=chat, system=system)
             checked_upto = 0
-            for piece in [*self._generate(prompt, timings, started, limit, temperature or 0.0), None]:
+            for piece in itertools.chain(self._generate(prompt, timings, started, limit, temperature or 0.0), [None]):
                 if isinstance(piece, _Failure):
                     failure = str(piece)
                     continue
