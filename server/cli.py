@@ -68,23 +68,22 @@ def _build_progress(stream=None):
     return show
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    """Build or incrementally update the index from the corpus folder."""
+def _index_once(settings: Settings, embedder, *, full: bool = False, as_json: bool = False) -> None:
+    """Run one build and print its summary (every skipped file with its reason), as text or JSON."""
     from index.build import build_index
 
-    settings = _settings(args)
     summary = build_index(
         settings.corpus_dir,
         settings.index_dir,
-        _embedder(settings),
+        embedder,
         settings.chunk_settings(),
-        full=args.full,
+        full=full,
         limits=settings.corpus_limits(),
         progress=_build_progress(),
     )
-    if args.json:
-        print(json.dumps(asdict(summary), indent=2, ensure_ascii=False))
-        return 0
+    if as_json:
+        print(json.dumps(asdict(summary), indent=2, ensure_ascii=False), flush=True)
+        return
     print(f"indexed {settings.corpus_dir} into {settings.index_dir} in {summary.seconds:.1f} s")
     print(
         f"  added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
@@ -95,6 +94,29 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"  skipped {skipped.path}: {skipped.reason}")
     for warning in summary.warnings:
         print(f"  warning {warning.path}: {warning.message}")
+    sys.stdout.flush()  # a watching `byline index` prints each round as it ends, even into a pipe
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build or incrementally update the index from the corpus folder; with --watch, keep it up to date."""
+    settings = _settings(args)
+    embedder = _embedder(settings)
+    _index_once(settings, embedder, full=args.full, as_json=args.json)
+    if not args.watch:
+        return 0
+    import threading
+
+    from index.watch import corpus_changes
+
+    print(f"watching {settings.corpus_dir} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
+    for paths in corpus_changes(
+        settings.corpus_dir, settings.index_dir, stop=threading.Event(), debounce_ms=settings.watch_debounce_ms
+    ):
+        print(f"changed: {', '.join(paths)}", file=sys.stderr, flush=True)
+        try:
+            _index_once(settings, embedder, as_json=args.json)
+        except BylineError as error:  # say, another build holds the index: the next change tries again
+            print(f"byline: {error}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -229,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus_dir", nargs="?", type=Path, help="folder of articles (default: BYLINE_CORPUS_DIR)")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of only what changed")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
+    p.add_argument("--watch", action="store_true", help="after building, re-index whenever files in the corpus change")
     p.set_defaults(func=cmd_index)
 
     p = commands.add_parser("search", parents=[common], help=cmd_search.__doc__)
@@ -271,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--corpus", dest="corpus_dir", type=Path, help="corpus folder that rebuilds read")
+    p.add_argument(
+        "--watch", action="store_true", default=None, help="rebuild incrementally whenever files in the corpus change"
+    )
     p.set_defaults(func=cmd_serve)
     return parser
 

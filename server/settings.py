@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Keys (JSON list) needed for everything but /healthz and /static/: a header, or the login form's cookie; empty means open.",
     )
+    watch: bool = Field(
+        default=False, description="`byline serve`: rebuild incrementally whenever files in the corpus folder change."
+    )
+    watch_debounce_ms: int = Field(
+        default=1600, ge=50, le=60_000, description="Quiet time after the last corpus change before a watch rebuild starts."
+    )
     session_hours: float = Field(default=12.0, gt=0, le=24 * 365, description="How long a login cookie stays valid.")
     queue_size: int = Field(default=8, ge=0, le=1000, description="Requests that may wait for the LLM before 429.")
     max_question_chars: int = Field(default=2000, ge=10, description="Longer questions (and search queries) are refused (413).")

@@ -126,8 +126,22 @@ def live_server(tmp_path_factory):
     """`byline serve` in a subprocess with the real models, on a copy of corpus/ plus an XSS article.
 
     Yields a namespace with base_url, corpus (the served folder), admin_token and api_key."""
-    import os
     import shutil
+
+    root = tmp_path_factory.mktemp("live")
+    corpus = root / "corpus"
+    shutil.copytree(REPO_ROOT / "corpus", corpus)
+    (corpus / "ferry-forum-defaced.md").write_text(XSS_ARTICLE, encoding="utf-8")
+    with byline_serve(root, corpus) as server:
+        yield server
+
+
+@contextmanager
+def byline_serve(root: Path, corpus: Path, *flags: str):
+    """Run `python -m server.cli serve` (real models) on `corpus` with an index in `root` until the block ends.
+
+    Yields a namespace with base_url, corpus, admin_token, api_key and log (the server's output file)."""
+    import os
     import socket
     import subprocess
     import sys
@@ -136,10 +150,6 @@ def live_server(tmp_path_factory):
 
     import httpx
 
-    root = tmp_path_factory.mktemp("live")
-    corpus = root / "corpus"
-    shutil.copytree(REPO_ROOT / "corpus", corpus)
-    (corpus / "ferry-forum-defaced.md").write_text(XSS_ARTICLE, encoding="utf-8")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -147,7 +157,7 @@ def live_server(tmp_path_factory):
            "BYLINE_API_KEYS": '["test-key"]', "PYTHONPATH": str(REPO_ROOT)}
     log = (root / "server.log").open("w")
     command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--index-dir", str(root / "index"),
-               "--corpus", str(corpus)]
+               "--corpus", str(corpus), *flags]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300

@@ -18,7 +18,7 @@ from index.errors import BylineError, QueueFull
 from server.api.auth import KeyWall, unauthorized
 from server.api.limits import AnswerGate
 from server.api.schemas import error_body, field_errors
-from server.api.rebuild import Rebuilder
+from server.api.rebuild import Rebuilder, watch_corpus
 from server.settings import REPO_ROOT, Settings
 
 STATIC_DIR = REPO_ROOT / "static"
@@ -130,7 +130,10 @@ def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, an
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         load_state(app, settings, embedder, llm, searcher, answerer)
+        stop_watching = watch_corpus(app.state.rebuilder, settings) if settings.watch else None
         yield
+        if stop_watching is not None:
+            stop_watching()
 
     app = FastAPIOffline(
         title="Byline",

@@ -73,6 +73,15 @@ class Rebuilder:
             self._thread.start()
             return self._status
 
+    def start_when_idle(self) -> RebuildStatus:
+        """Start a rebuild as soon as none is running: for corpus changes noticed while a build runs."""
+        while True:
+            self.wait()
+            try:
+                return self.start()
+            except IndexBusy:
+                continue  # another caller started one between our wait and start: wait for that one too
+
     def wait(self, timeout: float | None = None) -> RebuildStatus:
         """Block until the running build (if any) ends; for tests and scripts."""
         thread = self._thread
@@ -118,6 +127,18 @@ class Rebuilder:
             limits=self.settings.corpus_limits(),
             progress=self._progress,
         )
+
+
+def watch_corpus(rebuilder: Rebuilder, settings: Settings) -> Callable[[], None]:
+    """Rebuild (incrementally, then swap) after each debounced batch of corpus changes; returns the stop function."""
+    from index.watch import watch_in_thread
+
+    return watch_in_thread(
+        settings.corpus_dir,
+        settings.index_dir,
+        lambda paths: rebuilder.start_when_idle(),
+        debounce_ms=settings.watch_debounce_ms,
+    )
 
 
 def _generation(searcher) -> str | None:
