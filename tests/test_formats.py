@@ -74,6 +74,14 @@ def test_scanned_pdf_and_non_html_warc_record_are_skipped_with_their_reason(news
     assert not any("warcinfo" in reason for reason in reasons.values())  # archive bookkeeping isn't an article
 
 
+def test_unsupported_type_is_named_in_the_build_summary(newsroom, tmp_path, fake_embedder):
+    summary = build_index(newsroom, tmp_path / "index", fake_embedder, ChunkSettings(60, 10))
+    reasons = {s.path: s.reason for s in summary.skipped}
+    assert "unsupported type .xyz" in reasons["notes.xyz"]
+    assert summary.added == len(EXPECTED)
+    assert set(reasons) == {"notes.xyz", "scan.pdf", "crawl.warc.gz#3"}
+
+
 def test_multi_article_files_get_stable_distinct_ids(newsroom, tmp_path, fake_embedder):
     first = {a.path: a.id for a in read_corpus(newsroom)[0]}
     (newsroom / "crawl.warc.gz").unlink()
