@@ -1,15 +1,16 @@
 """A hostile corpus: every kind of bad file at once, through the real `byline index`, and the summary it prints.
 
-The acceptance test builds 50 kinds of files (links out of the folder, a FIFO, a socket, a device, a YAML
-billion-laughs, a file of a million one-letter lines, one 19 MB word, a JSON of too many records, broken
-encodings and line ends, a lone surrogate, ...) next to good articles, runs `python -m server.cli index
---json` on it in a subprocess with a time limit, and checks that it finishes, exits 0, names every skipped
-file with its reason, indexes every good article, makes nothing from outside the folder searchable and
-stays under 1 GB.
+The acceptance test builds over 50 kinds of files (links out of the folder, a FIFO, a socket, a device, a
+YAML billion-laughs, zip, gzip and PDF decompression bombs, a million one-letter lines, one 19 MB word, a JSON
+of too many records, broken encodings and line ends, a lone surrogate, ...) next to good articles, runs
+`python -m server.cli index --json` on it in a subprocess with a time limit, and checks that it finishes,
+exits 0, names every skipped file with its reason, indexes every good article, makes nothing from outside the
+folder searchable and stays under 1 GB.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -17,13 +18,15 @@ import stat
 import subprocess
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO_ROOT, FakeEmbedder
 
-from index.corpus import article_id
+from index.corpus import article_id, read_corpus
 from server import cli
 
 BUILD_SECONDS = 600
@@ -62,6 +65,55 @@ GOOD = {
     "long-title.md": ("", "museum dinosaur skeleton exhibition"),
     "surrogate.json#1": ("#1", "night bus service returns at weekends"),
 }
+
+
+BLANKS = 25_000_000  # what each decompression bomb unpacks to: past the 20 MB limit on an unpacked document
+
+
+def docx_bomb() -> bytes:
+    """A real DOCX whose document.xml holds 25 MB of blanks: about 25 KB packed."""
+    from docx import Document
+
+    packed = io.BytesIO()
+    document = Document()
+    document.add_paragraph("Bomb.")
+    document.save(packed)
+    source = zipfile.ZipFile(packed)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in source.namelist():
+            part = source.read(name)
+            archive.writestr(name, part.replace(b"Bomb.", b"Bomb." + b" " * BLANKS) if name == "word/document.xml" else part)
+    return bomb.getvalue()
+
+
+def warc_bomb() -> bytes:
+    """A gzipped WARC whose one HTML response unpacks to 25 MB."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    archive = io.BytesIO()
+    writer = WARCWriter(archive, gzip=True)
+    page = b"<html><body><p>Bomb page.</p>" + b" " * BLANKS + b"</body></html>"
+    headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.0")
+    writer.write_record(writer.create_warc_record("https://example.com/bomb", "response", payload=io.BytesIO(page),
+                                                  http_headers=headers))
+    return archive.getvalue()
+
+
+def pdf_bomb() -> bytes:
+    """A one-page PDF whose content stream unpacks to 25 MB."""
+    content = zlib.compress(b"BT /F1 12 Tf 72 720 Td (Bomb) Tj ET\n" + b" " * BLANKS)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+               b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(content), content)]
+    pdf, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return pdf + b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
 
 
 def _article_id(path: str, key: str) -> str:
@@ -140,6 +192,9 @@ def make_hostile_corpus(corpus: Path, outside: Path) -> tuple[dict[str, str], di
     put("garbled.txt", bytes(range(128, 256)) * 4)
     put("bad-toml.md", "+++\ntitle = \n+++\nText.\n")
     put("broken.pdf", b"%PDF-1.4\n1 0 obj garbage")
+    put("bomb.docx", docx_bomb())
+    put("bomb.warc.gz", warc_bomb())
+    put("bomb.pdf", pdf_bomb())
 
     skipped = {
         "passwd.txt": "symlink points outside the corpus",
@@ -171,6 +226,9 @@ def make_hostile_corpus(corpus: Path, outside: Path) -> tuple[dict[str, str], di
         "garbled.txt": "invalid UTF-8 at byte 0, and no declared or detected encoding decodes it",
         "bad-toml.md": "invalid TOML front matter: ",  # the rest is tomllib's wording
         "broken.pdf": "not a readable PDF",
+        "bomb.docx": "DOCX would unpack to 25,",
+        "bomb.warc.gz#1": "response for https://example.com/bomb unpacks to over 20,000,000 bytes, the limit",
+        "bomb.pdf": "a stream in the PDF unpacks to over 20,000,000 bytes, the limit",
         "lines.jsonl#2": "malformed JSON at line 2, column 2: Expecting property name enclosed in double quotes",
         "lines.jsonl#3": "JSON at line 3 is nested too deeply to read",
     }
@@ -272,3 +330,19 @@ def test_byline_index_prints_skips_and_warnings_and_json(tmp_path, monkeypatch, 
     assert summary["warnings"] == [{"path": "good.md", "message": "published '2024-13-45' is not a date: left out"}]
     assert set(summary) == {"added", "changed", "unchanged", "removed", "skipped", "warnings", "chunks_embedded",
                             "chunks_total", "seconds"}
+
+
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("bomb.docx", docx_bomb, "DOCX would unpack to 25,"),
+        ("bomb.warc.gz", warc_bomb, "response for https://example.com/bomb unpacks to over 20,000,000 bytes, the limit"),
+        ("bomb.pdf", pdf_bomb, "a stream in the PDF unpacks to over 20,000,000 bytes, the limit"),
+    ],
+)
+def test_decompression_bombs_are_refused_before_they_unpack(tmp_path, name, make, reason):
+    data = make()
+    assert len(data) < 200_000
+    (tmp_path / name).write_bytes(data)
+    articles, (skipped,), _ = read_corpus(tmp_path / name)
+    assert articles == [] and skipped.reason.startswith(reason)

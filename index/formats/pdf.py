@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import zlib
 
 from index.errors import CorpusFileError
+from index.formats import MAX_UNPACKED_BYTES
 from index.metadata import normalize_date
 from index.readers import Record, clean_text, drop_repeated_title
 
 # A PDF date: D:YYYYMMDDHHmmSS followed by Z or +HH'mm' (every part after the year optional).
 _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(Z|[+-]\d{2}'?\d{2}'?)?")
+# Where a stream's data starts: its dictionary's closing >>, then the stream keyword.
+_STREAM_START = re.compile(rb">>\s*stream\r?\n")
 
 
 def pdf_date(value: str) -> str:
@@ -30,10 +34,37 @@ def pdf_date(value: str) -> str:
     return normalize_date(f"{day_text}T{hour}:{minute or '00'}:{second or '00'}{zone}")
 
 
+def largest_flate_stream(data: bytes, limit: int) -> int:
+    """The bytes the largest FlateDecode stream (other than an image) unpacks to, counted up to just past `limit`.
+
+    pdfium unpacks each page's content stream whole, so a few hundred kilobytes of compressed blanks would cost
+    gigabytes; images are left out, as reading the text layer never unpacks them.
+
+    >>> page = b"4 0 obj << /Filter /FlateDecode >> stream\\n" + zlib.compress(b" " * 5000) + b"\\nendstream"
+    >>> largest_flate_stream(page, limit=100), largest_flate_stream(page.replace(b"<<", b"<< /Subtype /Image"), 100)
+    (101, 0)
+    """
+    largest = 0
+    for match in _STREAM_START.finditer(data):
+        head = data[max(0, match.start() - 1000) : match.start()]
+        head = head[head.rfind(b"obj") :]  # this stream's own dictionary
+        if b"/FlateDecode" not in head or b"/Image" in head:
+            continue
+        end = data.find(b"endstream", match.end())
+        try:
+            unpacked = zlib.decompressobj().decompress(data[match.end() : end if end >= 0 else len(data)], limit + 1)
+        except zlib.error:
+            continue  # pdfium can't unpack it either
+        largest = max(largest, len(unpacked))
+    return largest
+
+
 def parse_pdf(data: bytes) -> Record:
     """Read a PDF's text layer, page by page; title, author and date come from its document information."""
     import pypdfium2 as pdfium
 
+    if largest_flate_stream(data, MAX_UNPACKED_BYTES) > MAX_UNPACKED_BYTES:
+        raise CorpusFileError(f"a stream in the PDF unpacks to over {MAX_UNPACKED_BYTES:,} bytes, the limit")
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as error:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from index.decoding import decode_bytes
 from index.errors import CorpusFileError
+from index.formats import MAX_UNPACKED_BYTES
 from index.metadata import normalize_date
 from index.readers import Record, parse_html
 
@@ -24,7 +25,9 @@ def _record_article(record) -> Record | str:
     media_type = content_type.split(";")[0].strip().lower()
     if media_type not in _HTML_TYPES:
         return f"response for {uri or 'no URI'} is {media_type or 'of no stated type'}, not HTML"
-    payload = record.content_stream().read()
+    payload = record.content_stream().read(MAX_UNPACKED_BYTES + 1)
+    if len(payload) > MAX_UNPACKED_BYTES:
+        return f"response for {uri or 'no URI'} unpacks to over {MAX_UNPACKED_BYTES:,} bytes, the limit"
     try:
         page = parse_html(decode_bytes(payload), url=uri)
     except CorpusFileError as error:

@@ -6,10 +6,21 @@ import io
 import zipfile
 
 from index.errors import CorpusFileError
+from index.formats import MAX_UNPACKED_BYTES
 from index.metadata import normalize_date
 from index.readers import Record, clean_text, drop_repeated_title
 
 _HEADING_STYLES = ("Title", "Heading")
+
+
+def _refuse_zip_bomb(data: bytes) -> None:
+    """Raise CorpusFileError when the archive's parts would unpack past MAX_UNPACKED_BYTES.
+
+    zipfile never unpacks a part past the size its directory declares, so the declared sizes are a true bound.
+    """
+    unpacked = sum(part.file_size for part in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise CorpusFileError(f"DOCX would unpack to {unpacked:,} bytes, over the {MAX_UNPACKED_BYTES:,}-byte limit")
 
 
 def parse_docx(data: bytes) -> Record:
@@ -18,6 +29,7 @@ def parse_docx(data: bytes) -> Record:
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
+        _refuse_zip_bomb(data)
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as error:
         raise CorpusFileError(f"not a readable DOCX (Word) file: {error or type(error).__name__}") from error
