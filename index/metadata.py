@@ -109,6 +109,8 @@ def normalize_date(value: object) -> str:
 
     >>> normalize_date("April 10, 2024"), normalize_date("2023-11-27T08:45:59Z"), normalize_date("2024-13-45")
     ('2024-04-10', '2023-11-27T08:45:59+00:00', '')
+    >>> normalize_date("1" * 200)  # dateutil alone would call this 1111-11-11
+    ''
     """
     if isinstance(value, datetime):
         return value.isoformat()
@@ -122,6 +124,8 @@ def normalize_date(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         return ""
     text = value.strip()
+    if len(text) > 100:  # no date is this long, and dateutil reads a run of digits as one
+        return ""
     try:
         parsed = datetime.fromisoformat(text)
         return parsed.date().isoformat() if len(text) <= 10 else parsed.isoformat()
