@@ -346,3 +346,24 @@ def test_decompression_bombs_are_refused_before_they_unpack(tmp_path, name, make
     (tmp_path / name).write_bytes(data)
     articles, (skipped,), _ = read_corpus(tmp_path / name)
     assert articles == [] and skipped.reason.startswith(reason)
+
+
+def test_server_rebuild_of_a_corpus_with_a_fifo_and_a_bad_name_finishes(tmp_path):
+    """The server's rebuild used to hang on a FIFO (holding the build lock) or fail on a non-UTF-8 name."""
+    from types import SimpleNamespace
+
+    from server.api.rebuild import Rebuilder
+    from server.settings import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    os.mkfifo(corpus / "x.txt")
+    with open(os.fsencode(corpus) + b"/bad_\xff.md", "wb") as file:
+        file.write(b"A story under a name in no encoding.\n")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    rebuilder = Rebuilder(settings, FakeEmbedder(), SimpleNamespace(reload=lambda: None))
+    rebuilder.start()
+    status = rebuilder.wait(timeout=60)
+    assert (status.running, status.stage, status.last_error) == (False, "done", None)
+    assert status.last_summary["added"] == 1
+    assert status.last_summary["skipped"] == [{"path": "x.txt", "reason": "a FIFO (named pipe), not a regular file"}]
