@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 
 import yaml
 
+from index.decoding import CONTROL_CHARACTERS
 from index.errors import CorpusFileError
 
 _FRONT_MATTER = re.compile(r"\A(?P<fence>---|\+\+\+)[ \t]*\n(?P<meta>.*?)^(?P=fence)[ \t]*$\n?", re.S | re.M)
@@ -100,7 +101,7 @@ def _scalar_text(value: object) -> str | None:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, (str, int, float)):
-        return " ".join(str(value).split())
+        return " ".join(CONTROL_CHARACTERS.sub("", str(value)).split())
     return None
 
 

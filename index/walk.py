@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 
 from index.errors import CorpusFileError
 from index.types import Refused, Skipped
 
+# Control characters in a file name would move the cursor or recolour a terminal when the summary is printed.
+_CONTROL_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f]")
 _KINDS = {
     stat.S_IFIFO: "a FIFO (named pipe)",
     stat.S_IFSOCK: "a socket",
@@ -24,12 +27,13 @@ _KINDS = {
 
 
 def shown_path(path: str) -> str:
-    """A path as it can be printed and stored: bytes that aren't UTF-8 in a file name become \\xNN escapes.
+    """A path as it can be printed and stored: bytes that aren't UTF-8, and control characters, become \\xNN escapes.
 
-    >>> shown_path(os.fsdecode(b"bad_\\xff.md")), shown_path("café.md")
-    ('bad_\\\\xff.md', 'café.md')
+    >>> shown_path(os.fsdecode(b"bad_\\xff.md")), shown_path("café.md"), shown_path("two\\nlines\\x1b[31m.md")
+    ('bad_\\\\xff.md', 'café.md', 'two\\\\x0alines\\\\x1b[31m.md')
     """
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL_IN_NAME.sub(lambda match: f"\\x{ord(match.group()):02x}", shown)
 
 
 def kind_of(mode: int) -> str:

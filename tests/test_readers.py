@@ -177,3 +177,8 @@ def test_lone_surrogates_from_json_escapes_cannot_abort_a_build(tmp_path, fake_e
     (article,) = read_corpus(corpus).articles
     assert (article.title, article.text, article.author) == ("T \ufffd", "Body \ufffd here.", "A\ufffd")
     assert build_index(corpus, tmp_path / "index", fake_embedder).added == 1
+
+
+def test_control_characters_are_dropped_from_metadata(tmp_path):
+    article, _ = one_article(tmp_path, "esc.md", '---\ntitle: "Red \\e[31malert\\a"\n---\nBody.\n')
+    assert article.title == "Red [31malert"

@@ -137,3 +137,11 @@ def test_folders_nested_deeper_than_the_recursion_limit_are_walked(corpus):
     finally:
         sys.setrecursionlimit(limit)
     assert [a.path for a in articles] == ["d/" * depth + "deep.md", "good.md"] and skipped == []
+
+
+def test_control_characters_in_a_file_name_are_shown_escaped(corpus):
+    (corpus / "red\x1b[31m\nname.md").write_text("A story whose file name tries to recolour the terminal.\n")
+    (corpus / "bell\x07.xyz").write_text("x")
+    articles, skipped, _ = read_corpus(corpus)
+    assert [a.path for a in articles] == ["good.md", "red\\x1b[31m\\x0aname.md"]
+    assert reasons(skipped) == {"bell\\x07.xyz": "unsupported type .xyz"}
