@@ -59,3 +59,21 @@ class QueryFileError(BylineError):
     """An evaluation query file can't be read; the message names the file, the record and the field."""
 
     http_status = 422
+
+
+class UploadRefused(BylineError):
+    """An uploaded file can't go into the corpus folder: a bad name, an unsupported type, or nothing readable."""
+
+    http_status = 400
+
+
+class UploadTooLarge(BylineError):
+    """An uploaded file is over the corpus file size limit."""
+
+    http_status = 413
+
+
+class UploadExists(BylineError):
+    """A file of the uploaded name is already in the corpus folder, and replacing it wasn't asked for."""
+
+    http_status = 409

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     # Server
     host: str = Field(default="127.0.0.1", description="Address `byline serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `byline serve` listens on.")
-    admin_token: str = Field(default="", description="Bearer token for POST /api/index/rebuild; empty disables it.")
+    admin_token: str = Field(default="", description="Token for /admin, its endpoints and POST /api/index/rebuild; empty disables them.")
     api_keys: list[str] = Field(
         default_factory=list,
         description="Keys (JSON list) needed for everything but /healthz and /static/: a header, or the login form's cookie; empty means open.",

@@ -125,7 +125,7 @@ async def validation_error(request: Request, error: RequestValidationError) -> J
 
 def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, answerer=None) -> FastAPI:
     """Build the app; the lifespan loads what was not injected. Tests inject fakes here."""
-    from server.api import auth, openai_routes, pages, routes
+    from server.api import admin, auth, openai_routes, pages, routes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -150,5 +150,6 @@ def create_app(settings: Settings, *, embedder=None, llm=None, searcher=None, an
     app.include_router(openai_routes.router)
     app.include_router(pages.router)
     app.include_router(auth.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=Path(STATIC_DIR)), name="static")
     return app
