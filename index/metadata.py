@@ -22,7 +22,7 @@ class _FrontMatterLoader(yaml.SafeLoader):
             mark = self.peek_event().start_mark
             raise CorpusFileError(
                 f"front matter uses a YAML alias at line {mark.line + 2}, which could expand without limit; "
-                "Byline doesn't read aliases or anchors"
+                "Byline doesn't expand aliases"
             )
         return super().compose_node(parent, index)
 

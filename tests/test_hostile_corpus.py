@@ -34,7 +34,7 @@ PEAK_MEMORY_KB = 1024 * 1024  # 1 GB, as ru_maxrss counts it on Linux
 
 OUTSIDE_SECRET = "The vault code is swordfish and the quartz zebra guards it.\n"
 HIDDEN = "Byline doesn't read hidden entries"
-ALIAS = "front matter uses a YAML alias at line 3, which could expand without limit; Byline doesn't read aliases or anchors"
+ALIAS = "front matter uses a YAML alias at line 3, which could expand without limit; Byline doesn't expand aliases"
 BAD_NAME = os.fsdecode(b"bad_\xff\xfe.md")
 LIGHTHOUSE_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Lighthouse restored | Coast Courier</title>
 <meta property="og:site_name" content="Coast Courier"></head><body><nav><a href="/">Home</a></nav>
