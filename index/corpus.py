@@ -170,6 +170,7 @@ def read_corpus(
         if progress:
             progress(done, len(files))
     duplicates = {s.path for s in skipped if s.reason.startswith("duplicate of")}
+    skipped.sort(key=lambda item: item.path.partition("#")[0])  # by file; a file's records stay in their order
     return CorpusRead(articles, skipped, [w for w in warnings if w.path not in duplicates])
 
 
