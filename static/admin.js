@@ -4,7 +4,15 @@
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 700;
+const WATCH_DELAY_MS = 2500; // a server run with --watch starts its own rebuild after a change: show it too
 let wasRunning = false; // a build was seen running: list the articles afresh when it ends
+let timer = null;
+
+function schedule(ms) {
+  // One status poll pending at a time, whoever asks for it.
+  clearTimeout(timer);
+  timer = setTimeout(() => follow().catch((error) => { $("rebuild-status").textContent = `Status unavailable: ${error.message}`; }), ms);
+}
 
 async function call(method, url, body) {
   const response = await fetch(url, { method, body, headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -41,6 +49,7 @@ async function upload(event) {
     }
   }
   $("upload-form").reset();
+  schedule(WATCH_DELAY_MS);
 }
 
 async function deleteFile(button) {
@@ -51,6 +60,7 @@ async function deleteFile(button) {
     row.classList.add("deleted");
     button.disabled = true;
     button.textContent = `Deleted ${result.deleted}`;
+    schedule(WATCH_DELAY_MS);
   } catch (error) {
     button.textContent = `Not deleted: ${error.message}`;
   }
@@ -78,7 +88,7 @@ async function follow() {
   showSummary(status);
   if (status.running) {
     wasRunning = true;
-    setTimeout(follow, POLL_MS);
+    schedule(POLL_MS);
   } else if (wasRunning) {
     wasRunning = false;
     await refreshArticles();
@@ -96,7 +106,7 @@ async function rebuild() {
     return;
   }
   wasRunning = true;
-  follow();
+  schedule(0);
 }
 
 function cell(row, text) {
@@ -140,4 +150,4 @@ $("articles").addEventListener("click", (event) => {
   const button = event.target.closest("button.delete");
   if (button) deleteFile(button);
 });
-follow().catch((error) => { $("rebuild-status").textContent = `Status unavailable: ${error.message}`; });
+schedule(0);

@@ -125,3 +125,32 @@ def test_upload_over_the_size_limit_is_413(three_articles, tmp_path, fake_embedd
         response = client.post("/api/admin/upload", files={"file": ("big.md", NOTE)}, headers=bearer())
         assert response.status_code == 413 and "over the 40-byte limit" in response.json()["detail"]
     assert not (three_articles / "big.md").exists()
+
+
+def test_admin_operations_conform_and_never_fail_under_fuzzing(three_articles, tmp_path, fake_embedder):
+    import schemathesis
+
+    from test_api_schema import fuzz
+
+    app = make_app(three_articles, tmp_path, fake_embedder, admin_token=TOKEN)
+    with TestClient(app):
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=bearer()).include(tag="admin")
+        labels = fuzz(schema, 25, headers=bearer())
+    assert set(labels) == {"GET /api/admin/articles", "POST /api/admin/upload", "DELETE /api/admin/articles/{article_id}/file"}
+    # every upload landed directly in the corpus folder, and no staging folder was left behind
+    assert all(p.parent == three_articles and p.is_file() for p in three_articles.rglob("*"))
+
+
+def test_with_watch_an_upload_is_indexed_without_a_rebuild_request(three_articles, tmp_path, fake_embedder):
+    import time
+
+    app = make_app(three_articles, tmp_path, fake_embedder, admin_token=TOKEN, watch=True, watch_debounce_ms=100)
+    with TestClient(app) as client:
+        time.sleep(0.5)  # the watcher subscribes as the app starts
+        assert client.post("/api/admin/upload", files={"file": ("harrow.md", NOTE)}, headers=bearer()).status_code == 201
+        deadline = time.monotonic() + 60
+        while client.get("/api/admin/articles", params={"q": "harrow"}, headers=bearer()).json()["total"] != 1:
+            assert time.monotonic() < deadline, "the watch never indexed the upload"
+            time.sleep(0.2)
+        skipped = client.get("/api/index/status").json()["last_summary"]["skipped"]
+        assert not any(".upload-" in s["path"] for s in skipped)  # the staging folder is gone before the build reads
