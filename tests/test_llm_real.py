@@ -141,11 +141,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def real_server(gguf, tmp_path_factory):
-    """`python -m llama_cpp.server` with the bundled model on a free loopback port, with an API key."""
+    """`python -m server.llm.llama_server` (llama_cpp.server, loaded safely) with the bundled model on a free loopback port, with an API key."""
     port = _free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "gemma-270m",
+        sys.executable, "-m", "server.llm.llama_server", "--model", str(gguf), "--model_alias", "gemma-270m",
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--api_key", "test-key",
         # The bundled GGUF has no chat template, and the server's fallback (llama-2) makes the base model stop at
         # once with empty text; Gemma's turn format at least gets chat text streamed back to parse.
