@@ -325,7 +325,8 @@ def test_real_incremental_build_reembeds_only_the_edited_article(three_articles,
     embedder.embedded.clear()
     summary = build_index(three_articles, tmp_path / "ix", embedder)
     assert (summary.changed, summary.unchanged, summary.removed) == (1, 1, 1)
-    assert embedder.embedded == ["Snow closed schools across Aberdeen on Friday morning."]
+    # weather.txt names no source: the corpus folder's name stands in for it, in front of the embedded text.
+    assert embedder.embedded == ["(corpus)\nSnow closed schools across Aberdeen on Friday morning."]
     snapshot = load_index(tmp_path / "ix", embedding_model=real_embedder.name, dim=real_embedder.dim)
     assert top_article(snapshot, real_embedder, "snowfall shuts schools in Scotland") == "weather.txt"
     assert top_article(snapshot, real_embedder, "Chinese carmaker factory in Italy") == "dongfeng.md"
