@@ -33,7 +33,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from index.build import build_index  # noqa: E402
 from index.chunking import ChunkSettings  # noqa: E402
 from index.embed import SentenceTransformerEmbedder  # noqa: E402
-from index.store import load_index  # noqa: E402
+from index.stores.local import LocalBackend  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
 
@@ -114,7 +114,7 @@ def one_article_changed(corpus: Path, index_dir: Path, embedder, chunk: ChunkSet
         summary = build_index(copy, work / "index", embedder, chunk, progress=clock)
         seconds = time.perf_counter() - started
         load_started = time.perf_counter()
-        load_index(work / "index", embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
+        LocalBackend(work / "index").open(embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
         return {
             "seconds": round(seconds, 2),
             "changed": summary.changed,
@@ -131,7 +131,7 @@ def search_latency(index_dir: Path, queries: Path, embedder, chunk: ChunkSetting
     except ImportError:
         return {"note": "index.retrieve.Retriever is not available; search latency not measured"}
     started = time.perf_counter()
-    snapshot = load_index(index_dir, embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
+    snapshot = LocalBackend(index_dir).open(embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
     loaded = time.perf_counter() - started
     retriever = Retriever(snapshot, embedder)
     ready = time.perf_counter() - started

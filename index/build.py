@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,21 +14,13 @@ import numpy as np
 from index.chunking import ChunkSettings, chunk_spans, embedding_text
 from index.corpus import content_hash, read_corpus
 from index.errors import BylineError, IndexMismatch, IndexNotBuilt
-from index.locking import build_lock
-from index.store import (
-    FORMAT_VERSION,
-    IndexSnapshot,
-    Manifest,
-    collect_garbage,
-    current_generation,
-    load_index,
-    new_generation_name,
-    publish,
-    write_generation,
-)
+from index.checkpoint import EmbeddingCheckpoint, text_digest
+from index.stores.base import FORMAT_VERSION, Backend, Manifest
+from index.stores.local import LocalBackend
 from index.types import Article, BuildSummary, Chunk, CorpusLimits, FileWarning, Refused, Skipped
 
 EMBED_BATCH = 256  # chunks per embedder call: big enough to keep the model busy, small enough for progress
+CHECKPOINT_CHUNKS = 2048  # embedded chunks saved to .checkpoint at a time, so a killed build resumes
 Progress = Callable[[str, int, int], None]
 
 
@@ -109,77 +101,128 @@ def build_index(
     limits: CorpusLimits = CorpusLimits(),
     progress: Progress | None = None,
     wait: bool = False,
+    backend: Backend | None = None,
+    checkpoint_chunks: int = CHECKPOINT_CHUNKS,
 ) -> BuildSummary:
-    """Update the index in `index_dir` from `corpus`, re-embedding only added or changed articles.
+    """Update the index from `corpus`, re-embedding only added or changed articles.
 
-    The new generation is written beside the live one and swapped in with one os.replace, so a
-    build killed at any point leaves the previous index intact. Raises IndexBusy if another build
-    holds the directory, unless `wait`.
+    The store publishes the new version in one step, so a build killed at any point leaves the previous
+    index answering. Embedded vectors are checkpointed every `checkpoint_chunks` chunks in
+    `index_dir/.checkpoint`, so the next build resumes. `backend` defaults to the local store in `index_dir`.
+    Raises IndexBusy if another build holds the index, unless `wait`.
     """
     started = time.perf_counter()
-    index_dir = Path(index_dir)
+    backend = backend or LocalBackend(Path(index_dir))
     report = progress or (lambda stage, done, total: None)
-    with build_lock(index_dir, wait=wait):
-        collect_garbage(index_dir, keep=None)  # folders of builds that were killed
+    with backend.lock(wait=wait):
         report("reading", 0, 0)
         articles, skipped, warnings = _read_unique(Path(corpus), limits, chunk, report)
         hashes = {article.id: content_hash(article) for article in articles}
-        previous, next_id = _previous(index_dir)
-        reuse = previous is not None and not full and _compatible(previous, embedder, chunk)
-        plan = plan_build(
-            articles,
-            hashes,
-            skipped,
-            previous.articles if reuse else {},
-            previous.content_hashes if reuse else {},
-        )
+        previous = _previous(backend)
+        reuse = previous is not None and not full and _compatible(previous.manifest, embedder, chunk)
+        previous_hashes = previous.content_hashes() if reuse else {}
+        gone = previous.articles(set(previous_hashes) - set(hashes)) if reuse else {}
+        plan = plan_build(articles, hashes, skipped, gone, previous_hashes)
         summary = dict(added=plan.added, changed=plan.changed, unchanged=len(plan.keep), removed=len(plan.removed))
         if reuse and not plan.embed and not plan.removed:
             report("done", 1, 1)
-            return BuildSummary(
-                **summary,
-                skipped=plan.skipped,
-                warnings=warnings,
-                chunks_total=len(previous.chunks),
-                seconds=time.perf_counter() - started,
+            return BuildSummary(**summary, skipped=plan.skipped, warnings=warnings, chunks_total=previous.manifest.chunk_count,
+                                seconds=time.perf_counter() - started)
+        next_id = previous.manifest.next_chunk_id if previous is not None else 0
+        writer = backend.begin_build(full=not reuse, progress=report)
+        try:
+            writer.delete([*plan.removed, *(a.id for a in plan.embed if a.id in previous_hashes)])
+            checkpoint = EmbeddingCheckpoint(index_dir, {"model": embedder.name, "dim": int(embedder.dim), **asdict(chunk)})
+            embedded, reused, next_id = _embed_articles(plan.embed, hashes, chunk, next_id, embedder, writer, checkpoint, checkpoint_chunks, report)
+            manifest = Manifest(
+                format_version=FORMAT_VERSION,
+                embedding_model=embedder.name,
+                dim=int(embedder.dim),
+                chunk_words=chunk.words,
+                chunk_overlap_words=chunk.overlap_words,
+                embed_metadata=chunk.embed_metadata,
+                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                article_count=0,  # the store counts what it holds
+                chunk_count=0,
+                next_chunk_id=next_id,
+                corpus=str(Path(corpus).resolve()),
             )
-        new_chunks, texts = chunk_articles(plan.embed, chunk, next_id)
-        vectors = _embed(embedder, texts, report)
-        index = _updated_vectors(previous if reuse else None, plan, embedder.dim)
-        index.add_with_ids(vectors, np.array([c.id for c in new_chunks], dtype=np.int64))
-        kept_ids = {article.id for article in plan.keep}
-        old_chunks = [c for c in previous.chunks if c.article_id in kept_ids] if reuse else []
-        all_chunks = sorted(old_chunks + new_chunks, key=lambda c: c.id)
-        all_articles = sorted(plan.keep + plan.embed, key=lambda a: a.id)
-        all_hashes = {**(previous.content_hashes if reuse else {}), **hashes}
-        manifest = Manifest(
-            format_version=FORMAT_VERSION,
-            embedding_model=embedder.name,
-            dim=int(embedder.dim),
-            chunk_words=chunk.words,
-            chunk_overlap_words=chunk.overlap_words,
-            embed_metadata=chunk.embed_metadata,
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            article_count=len(all_articles),
-            chunk_count=len(all_chunks),
-            next_chunk_id=next_id + len(new_chunks),
-            corpus=str(Path(corpus).resolve()),
-        )
-        old_generation = current_generation(index_dir)
-        name = new_generation_name(index_dir)
-        write_generation(index_dir, name, manifest, index, all_articles, all_hashes, all_chunks, report)
-        publish(index_dir, name)
-        # Keep the previous generation: a reader may have read CURRENT just before the swap.
-        collect_garbage(index_dir, keep=[name, old_generation])
+            writer.commit(manifest)
+        except BaseException:
+            writer.abort()
+            raise
+        checkpoint.clear()
         report("done", 1, 1)
-    return BuildSummary(
-        **summary,
-        skipped=plan.skipped,
-        warnings=warnings,
-        chunks_embedded=len(new_chunks),
-        chunks_total=len(all_chunks),
-        seconds=time.perf_counter() - started,
+        total = backend.open().manifest.chunk_count
+    return BuildSummary(**summary, skipped=plan.skipped, warnings=warnings, chunks_embedded=embedded, chunks_resumed=reused,
+                        chunks_total=total, seconds=time.perf_counter() - started)
+
+
+def build_from_settings(settings, embedder, *, full: bool = False, progress: Progress | None = None) -> BuildSummary:
+    """build_index with everything the settings say: corpus, store, chunking, corpus limits, checkpoint size."""
+    from index.stores.base import store_backend
+
+    return build_index(
+        settings.corpus_dir,
+        settings.index_dir,
+        embedder,
+        settings.chunk_settings(),
+        full=full,
+        limits=settings.corpus_limits(),
+        progress=progress,
+        backend=store_backend(settings),
+        checkpoint_chunks=settings.checkpoint_chunks,
     )
+
+
+def _embed_articles(articles, hashes, chunk, next_id, embedder, writer, checkpoint, group_chunks, report) -> tuple[int, int, int]:
+    """Chunk, embed and add the articles in groups of about `group_chunks` chunks, checkpointing each group.
+
+    Returns the chunks embedded now, those taken from the checkpoint, and the next free chunk id. Reports
+    ("embedding", done, total) as batches finish and ("checkpoint", saved, total) once a group is on disk.
+    """
+    groups, total = _groups(articles, chunk, group_chunks)
+    embedded = reused = done = 0
+    report("embedding", 0, total)
+    for group in groups:
+        chunks, texts = chunk_articles(group, chunk, next_id)
+        next_id += len(chunks)
+        digests = [text_digest(text) for text in texts]
+        vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+        missing = []
+        for row, digest in enumerate(digests):
+            saved = checkpoint.get(digest)
+            if saved is None:
+                missing.append(row)
+            else:
+                vectors[row] = saved
+        reused += len(texts) - len(missing)
+        done += len(texts) - len(missing)
+        if missing:
+            fresh = _embed(embedder, [texts[row] for row in missing], lambda stage, n, _t, base=done: report(stage, base + n, total))
+            vectors[missing] = fresh
+            checkpoint.save([digests[row] for row in missing], fresh)
+            embedded += len(missing)
+            done += len(missing)
+            report("checkpoint", done, total)
+        report("embedding", done, total)
+        writer.add(group, {a.id: hashes[a.id] for a in group}, chunks, vectors)
+    return embedded, reused, next_id
+
+
+def _groups(articles, chunk: ChunkSettings, size: int) -> tuple[list[tuple[Article, ...]], int]:
+    """Whole articles in groups of about `size` chunks (each group is checkpointed at once), and the chunk count."""
+    groups, current, count, total = [], [], 0, 0
+    for article in articles:
+        current.append(article)
+        spans = len(chunk_spans(article.text, chunk.words, chunk.overlap_words))
+        count, total = count + spans, total + spans
+        if count >= size:
+            groups.append(tuple(current))
+            current, count = [], 0
+    if current:
+        groups.append(tuple(current))
+    return groups, total
 
 
 def _read_unique(
@@ -198,33 +241,17 @@ def _read_unique(
     return list(seen.values()), list(skipped), tuple(warnings)
 
 
-def _previous(index_dir: Path) -> tuple[IndexSnapshot | None, int]:
-    """The live generation (None if there is none or it can't be used) and the next free chunk id."""
+def _previous(backend: Backend):
+    """The live version (None if there is none or it can't be read): what this build may start from."""
     try:
-        snapshot = load_index(index_dir)
+        return backend.open()
     except (IndexNotBuilt, IndexMismatch):
-        return None, 0  # nothing usable: this build starts afresh
-    return snapshot, snapshot.manifest.next_chunk_id
+        return None  # nothing usable: this build starts afresh
 
 
-def _compatible(previous: IndexSnapshot, embedder, chunk: ChunkSettings) -> bool:
-    """Whether the previous generation's vectors can be reused by this build."""
-    manifest = previous.manifest
+def _compatible(manifest: Manifest, embedder, chunk: ChunkSettings) -> bool:
+    """Whether the previous version's vectors can be reused by this build."""
     return manifest.embedding_model == embedder.name and manifest.dim == embedder.dim and manifest.chunk == chunk
-
-
-def _updated_vectors(previous: IndexSnapshot | None, plan: Plan, dim: int):
-    """A copy of the previous vectors without those of changed and removed articles, or an empty index."""
-    import faiss
-
-    if previous is None:
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    index = faiss.clone_index(previous.vectors)
-    dropped = set(plan.removed) | {article.id for article in plan.embed}
-    stale = [c.id for c in previous.chunks if c.article_id in dropped]
-    if stale:
-        index.remove_ids(np.array(stale, dtype=np.int64))
-    return index
 
 
 def _embed(embedder, texts: list[str], report: Progress) -> np.ndarray:

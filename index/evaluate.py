@@ -232,22 +232,26 @@ def evaluate_retrieval(
     chunk=None,
     settings=None,
     limit: int | None = None,
+    backend=None,
 ) -> dict:
     """Index the corpus (incrementally: an index of the same corpus is reused), run the queries, summarize."""
     from index.build import build_index
     from index.chunking import ChunkSettings
     from index.retrieve import RetrievalSettings, Retriever
-    from index.store import load_index
+    from index.stores.local import LocalBackend
 
     chunk = chunk or ChunkSettings()
+    backend = backend or LocalBackend(Path(index_dir))
     picked = stratified(load_queries(queries), limit)
     started = time.perf_counter()
-    build = build_index(Path(corpus), Path(index_dir), embedder, chunk, wait=True)
+    build = build_index(Path(corpus), Path(index_dir), embedder, chunk, wait=True, backend=backend)
     build_seconds = time.perf_counter() - started
-    snapshot = load_index(Path(index_dir), embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
     started = time.perf_counter()
-    retriever = Retriever(snapshot, _RememberingEmbedder(embedder), settings or RetrievalSettings())
+    store = backend.open(embedding_model=embedder.name, dim=embedder.dim, chunk=chunk)
+    retriever = Retriever(store, _RememberingEmbedder(embedder), settings or RetrievalSettings())
     load_seconds = time.perf_counter() - started
+    articles, chunk_count = store.counts()
+    chunk_texts = [c.text for c in store.chunks(range(store.manifest.next_chunk_id))]
     return {
         "corpus": str(corpus),
         "queries_file": str(queries),
@@ -256,15 +260,16 @@ def evaluate_retrieval(
         "k": k,
         "index": {
             "dir": str(index_dir),
-            "articles": len(snapshot.articles),
-            "chunks": len(snapshot.chunks),
+            "store": backend.name,
+            "articles": articles,
+            "chunks": chunk_count,
             "chunk_words": chunk.words,
             "chunk_overlap_words": chunk.overlap_words,
             "embed_metadata": chunk.embed_metadata,
             "embedded_now": build.chunks_embedded,
             "build_seconds": round(build_seconds, 2),
             "retriever_load_seconds": round(load_seconds, 2),
-            "facts_inside_a_chunk": fact_coverage([c.text for c in snapshot.chunks], picked),
+            "facts_inside_a_chunk": fact_coverage(chunk_texts, picked),
         },
         "retrieval_settings": asdict(retriever.settings),
         "retrievers": evaluate_retriever(retriever, picked, k=k, retrievers=retrievers),

@@ -98,6 +98,7 @@ class BuildSummary:
     removed: int = 0
     skipped: tuple[Skipped, ...] = field(default_factory=tuple)
     warnings: tuple[FileWarning, ...] = field(default_factory=tuple)
-    chunks_embedded: int = 0
+    chunks_embedded: int = 0  # sent to the embedder by this build
+    chunks_resumed: int = 0  # taken from an interrupted build's checkpoint instead
     chunks_total: int = 0
     seconds: float = 0.0

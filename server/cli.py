@@ -70,26 +70,19 @@ def _build_progress(stream=None):
 
 def _index_once(settings: Settings, embedder, *, full: bool = False, as_json: bool = False) -> None:
     """Run one build and print its summary (every skipped file with its reason), as text or JSON."""
-    from index.build import build_index
+    from index.build import build_from_settings
 
-    summary = build_index(
-        settings.corpus_dir,
-        settings.index_dir,
-        embedder,
-        settings.chunk_settings(),
-        full=full,
-        limits=settings.corpus_limits(),
-        progress=_build_progress(),
-    )
+    summary = build_from_settings(settings, embedder, full=full, progress=_build_progress())
     if as_json:
         print(json.dumps(asdict(summary), indent=2, ensure_ascii=False), flush=True)
         return
-    print(f"indexed {settings.corpus_dir} into {settings.index_dir} in {summary.seconds:.1f} s")
+    print(f"indexed {settings.corpus_dir} into {settings.index_dir if settings.store == 'local' else settings.store} in {summary.seconds:.1f} s")
     print(
         f"  added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
         f"removed {summary.removed}, skipped {len(summary.skipped)}, warnings {len(summary.warnings)}"
     )
-    print(f"  chunks: {summary.chunks_embedded} embedded, {summary.chunks_total} in the index")
+    resumed = f", {summary.chunks_resumed} resumed from an interrupted build" if summary.chunks_resumed else ""
+    print(f"  chunks: {summary.chunks_embedded} embedded{resumed}, {summary.chunks_total} in the index")
     for skipped in summary.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
     for warning in summary.warnings:
@@ -123,10 +116,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     """Print the hits for a query."""
     from index.retrieve import Searcher
+    from index.stores.base import store_backend
     from index.types import Filters
 
     settings = _settings(args)
-    searcher = Searcher(settings.index_dir, _embedder(settings), settings.chunk_settings())
+    searcher = Searcher(store_backend(settings), _embedder(settings), settings.chunk_settings())
     filters = Filters(after=args.after, before=args.before, sources=tuple(args.source))
     hits = searcher.search(args.query, settings.k, filters)
     if args.json:
@@ -177,6 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return 0
     from index.evaluate import evaluate_retrieval
+    from index.stores.base import store_backend
 
     summary = evaluate_retrieval(
         args.corpus,
@@ -186,6 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         k=args.k or 10,
         chunk=settings.chunk_settings(),
         limit=args.limit,
+        backend=store_backend(settings.model_copy(update={"index_dir": index_dir})),
     )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     if args.out:
@@ -210,23 +206,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web chat and the HTTP API with uvicorn."""
     import uvicorn
 
-    from index.store import current_generation
+    from index.stores.base import store_backend
     from server.api.app import create_app
 
     settings = _settings(args)
     embedder = _embedder(settings)
-    if current_generation(settings.index_dir) is None:
-        from index.build import build_index
+    if store_backend(settings).version() is None:
+        from index.build import build_from_settings
 
         print(f"no index in {settings.index_dir} yet: building one from {settings.corpus_dir}", file=sys.stderr)
-        summary = build_index(
-            settings.corpus_dir,
-            settings.index_dir,
-            embedder,
-            settings.chunk_settings(),
-            limits=settings.corpus_limits(),
-            progress=_build_progress(),
-        )
+        summary = build_from_settings(settings, embedder, progress=_build_progress())
         print(f"indexed {summary.added} articles ({summary.chunks_total} chunks) in {summary.seconds:.1f} s", file=sys.stderr)
     uvicorn.run(create_app(settings, embedder=embedder), host=settings.host, port=settings.port)
     return 0

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=True,
         description="Embed each chunk with its article's title, source and date in front (measured better on MultiHop-RAG).",
     )
+    checkpoint_chunks: int = Field(
+        default=2048,
+        ge=1,
+        description="A build saves its embedded vectors every this many chunks, so a killed or stopped build resumes there.",
+    )
     max_file_bytes: int = Field(
         default=20_000_000, ge=1, description="Corpus files larger than this are skipped."
     )

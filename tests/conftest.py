@@ -35,6 +35,33 @@ class FakeEmbedder:
         return vectors / norms
 
 
+class ArticleStore:
+    """An in-memory stand-in for a Store version (index/stores/base.py) over a few articles, for fake searchers."""
+
+    def __init__(self, articles: dict, version: str = "g1", manifest=None) -> None:
+        self.by_id = dict(articles)
+        self.version = version
+        self.manifest = manifest
+
+    def sources(self) -> list[str]:
+        return sorted({article.source for article in self.by_id.values() if article.source})
+
+    def counts(self) -> tuple[int, int]:
+        return len(self.by_id), getattr(self.manifest, "chunk_count", len(self.by_id))
+
+    def mentions(self, name: str) -> bool:
+        words = r"\W+".join(re.escape(word) for word in re.findall(r"\w+", name))
+        text = "\n".join(f"{a.title}\n{a.source}\n{a.text}" for a in self.by_id.values())
+        return re.search(rf"(?<!\w){words}(?!\w)", text, re.IGNORECASE) is not None
+
+    def article(self, article_id: str):
+        from index.errors import ArticleNotFound
+
+        if article_id not in self.by_id:
+            raise ArticleNotFound(f"no article {article_id!r}")
+        return self.by_id[article_id]
+
+
 class ScriptedLLM:
     """Replays scripted completions piece by piece, recording the prompts it was given."""
 

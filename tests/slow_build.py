@@ -1,6 +1,8 @@
 """Run build_index with the fake embedder and stop at a chosen point, so a test can kill -9 the process there.
 
-Usage: python tests/slow_build.py CORPUS INDEX_DIR [--pause-at STAGE:DONE] [--embed-delay SECONDS]
+Usage: python tests/slow_build.py CORPUS INDEX_DIR [--pause-at STAGE:DONE] [--embed-delay SECONDS] [--checkpoint-chunks N]
+
+The store is the one BYLINE_STORE names (local by default).
 
 Prints one line per progress call ("STAGE DONE TOTAL"), and "PAUSED STAGE DONE" once it reaches the
 pause point, where it sleeps until killed. Without --pause-at it runs to the end and prints "BUILT".
@@ -18,6 +20,8 @@ sys.path[:0] = [str(TESTS.parent), str(TESTS)]
 
 from conftest import FakeEmbedder  # noqa: E402
 from index.build import build_index  # noqa: E402
+from index.stores.base import store_backend  # noqa: E402
+from server.settings import Settings  # noqa: E402
 
 
 class SlowEmbedder(FakeEmbedder):
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("index_dir", type=Path)
     parser.add_argument("--pause-at", default="", help="STAGE:DONE, e.g. writing:2")
     parser.add_argument("--embed-delay", type=float, default=0.0)
+    parser.add_argument("--checkpoint-chunks", type=int, default=2048)
     args = parser.parse_args()
     pause_stage, _, pause_done = args.pause_at.partition(":")
 
@@ -47,8 +52,10 @@ def main() -> None:
             print("PAUSED", stage, done, flush=True)
             time.sleep(600)
 
-    summary = build_index(args.corpus, args.index_dir, SlowEmbedder(args.embed_delay), progress=progress)
-    print("BUILT", summary.added, summary.changed, summary.removed, flush=True)
+    backend = store_backend(Settings(index_dir=args.index_dir))  # BYLINE_STORE and its settings from the environment
+    summary = build_index(args.corpus, args.index_dir, SlowEmbedder(args.embed_delay), progress=progress, backend=backend,
+                          checkpoint_chunks=args.checkpoint_chunks)
+    print("BUILT", summary.added, summary.changed, summary.removed, summary.chunks_embedded, summary.chunks_resumed, flush=True)
 
 
 if __name__ == "__main__":

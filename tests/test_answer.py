@@ -12,7 +12,7 @@ from index.types import Article, Hit
 from server.answering.answer import Answerer, retrieval_query
 from server.settings import Settings
 from server.answering.types import Answer, Delta
-from conftest import FakeEmbedder, ScriptedLLM
+from conftest import ArticleStore, FakeEmbedder, ScriptedLLM
 
 ARTICLES = {
     "dongfeng": (
@@ -44,7 +44,7 @@ class FakeSearcher:
         self.articles = articles
         self.queries: list[str] = []
         sources = {article_id: Article(article_id, text, title, source) for article_id, (title, source, text) in articles.items()}
-        self.snapshot = SimpleNamespace(generation="g1", articles=sources)
+        self.store = ArticleStore(sources)
 
     def search(self, query, k=10, filters=None):
         self.queries.append(query)

@@ -18,7 +18,7 @@ from server.api.app import create_app
 from server.settings import Settings
 from server.answering.types import Answer, Citation, Delta, Sentence
 
-from conftest import FakeEmbedder
+from conftest import ArticleStore, FakeEmbedder
 
 XSS = "<script>alert(1)</script> and <img src=x onerror=alert(2)>"
 DONGFENG = Article(
@@ -38,7 +38,7 @@ class FakeSearcher:
     def __init__(self) -> None:
         self.articles = {a.id: a for a in (DONGFENG, EVIL)}
         manifest = SimpleNamespace(article_count=2, chunk_count=3, built_at="2024-05-01T00:00:00Z", embedding_model="fake")
-        self.snapshot = SimpleNamespace(generation="g1", manifest=manifest, articles=self.articles)
+        self.store = ArticleStore(self.articles, "g1", manifest)
         self.reloads = 0
         self.searches: list = []
 
@@ -58,7 +58,7 @@ class FakeSearcher:
 
     def reload(self):
         self.reloads += 1
-        self.snapshot = SimpleNamespace(**{**vars(self.snapshot), "generation": f"g{self.reloads + 1}"})
+        self.store = ArticleStore(self.articles, f"g{self.reloads + 1}", self.store.manifest)
         return True
 
 
@@ -328,11 +328,11 @@ def test_readyz_is_503_with_a_message_when_no_index_is_built():
 
     class NoIndex(FakeSearcher):
         @property
-        def snapshot(self):
+        def store(self):
             raise IndexNotBuilt("no index in /tmp/x: run `byline index` first")
 
-        @snapshot.setter
-        def snapshot(self, value):
+        @store.setter
+        def store(self, value):
             pass
 
     app = create_app(Settings(), embedder=FakeEmbedder(), llm=SimpleNamespace(name="x"), searcher=NoIndex(), answerer=FakeAnswerer())

@@ -17,7 +17,8 @@ from index.build import build_index
 from index.chunking import ChunkSettings
 from index.errors import BylineError, IndexBusy
 from index.locking import build_lock
-from index.store import current_generation, load_index
+from index.stores.generations import current_generation
+from index.stores.local import LocalBackend
 from server.cli import main
 
 TESTS = Path(__file__).resolve().parent
@@ -37,10 +38,30 @@ def generated_corpus(folder: Path, count: int) -> None:
         )
 
 
-def top_article(snapshot, embedder, query: str) -> str:
+def load_index(index_dir: Path, **checks):
+    """The live local store version."""
+    return LocalBackend(index_dir).open(**checks)
+
+
+def articles_of(store) -> dict:
+    """Every article of a store version, by id."""
+    return {article.id: article for article in store.list_articles(0, 100_000)[0]}
+
+
+def chunks_of(store, article_id: str | None = None) -> list:
+    """The chunks of one article (or all), in id order."""
+    return [c for c in store.chunks(range(store.manifest.next_chunk_id)) if article_id in (None, c.article_id)]
+
+
+def vector_of(store, chunk_id: int) -> np.ndarray:
+    """The stored vector of one chunk."""
+    return store.vectors_at(np.searchsorted(store.chunk_ids, [chunk_id]))[0]
+
+
+def top_article(store, embedder, query: str) -> str:
     """The path of the article whose chunk is nearest to the query (a plain dense search)."""
-    _, ids = snapshot.vectors.search(embedder.embed([query]), 1)
-    return snapshot.article(snapshot.chunk(int(ids[0][0])).article_id).path
+    chunk_id = store.dense(embedder.embed([query])[0], 1)[0][0]
+    return store.article(store.chunks([chunk_id])[0].article_id).path
 
 
 def test_first_build_counts_articles_and_names_skipped_files(three_articles, tmp_path, fake_embedder):
@@ -67,8 +88,8 @@ def test_incremental_build_reembeds_only_the_edited_article(three_articles, tmp_
     index_dir = tmp_path / "ix"
     build_index(three_articles, index_dir, fake_embedder)
     before = load_index(index_dir)
-    by_path = {a.path: a for a in before.articles.values()}
-    dongfeng_chunks = before.chunks_of(by_path["dongfeng.md"].id)
+    by_path = {a.path: a for a in articles_of(before).values()}
+    dongfeng_chunks = chunks_of(before, by_path["dongfeng.md"].id)
 
     (three_articles / "weather.txt").write_text("Snow closed schools across Aberdeen on Friday morning.\n")
     (three_articles / "stellantis.md").unlink()
@@ -79,16 +100,16 @@ def test_incremental_build_reembeds_only_the_edited_article(three_articles, tmp_
     # weather.txt names no source: the corpus folder's name stands in for it.
     assert fake_embedder.embedded == ["(corpus)\nSnow closed schools across Aberdeen on Friday morning."]
     after = load_index(index_dir)
-    assert {a.path for a in after.articles.values()} == {"dongfeng.md", "weather.txt"}
-    assert by_path["stellantis.md"].id not in {c.article_id for c in after.chunks}
+    assert {a.path for a in articles_of(after).values()} == {"dongfeng.md", "weather.txt"}
+    assert by_path["stellantis.md"].id not in {c.article_id for c in chunks_of(after)}
     # The unchanged article keeps its chunk ids and exactly the same vectors.
-    assert after.chunks_of(by_path["dongfeng.md"].id) == dongfeng_chunks
+    assert chunks_of(after, by_path["dongfeng.md"].id) == dongfeng_chunks
     for chunk in dongfeng_chunks:
-        assert np.array_equal(after.vectors.reconstruct(chunk.id), before.vectors.reconstruct(chunk.id))
+        assert np.array_equal(vector_of(after, chunk.id), vector_of(before, chunk.id))
     # The edited article got fresh ids, and the vectors hold exactly the live chunks.
-    weather = after.chunks_of(by_path["weather.txt"].id)
+    weather = chunks_of(after, by_path["weather.txt"].id)
     assert min(c.id for c in weather) >= before.manifest.next_chunk_id
-    assert after.vectors.ntotal == len(after.chunks) == 2
+    assert after.vectors.ntotal == len(chunks_of(after)) == 2
     assert top_article(after, fake_embedder, "snow schools Aberdeen") == "weather.txt"
     assert top_article(after, fake_embedder, "Stellantis Tavares unpopular decisions") != "stellantis.md"
 
@@ -103,10 +124,10 @@ def test_each_chunk_id_holds_the_vector_of_its_own_text(tmp_path, fake_embedder,
     (corpus / "long.md").write_text("A much longer piece about the glacier and the harbour. " * 30)
     build_index(corpus, tmp_path / "ix", fake_embedder)
     snapshot = load_index(tmp_path / "ix")
-    for chunk in snapshot.chunks:
+    for chunk in chunks_of(snapshot):
         article = snapshot.article(chunk.article_id)
         expected = fake_embedder.embed([embedding_text(chunk.text, article.title, article.source, article.published)])
-        assert np.allclose(snapshot.vectors.reconstruct(chunk.id), expected[0], atol=1e-6)
+        assert np.allclose(vector_of(snapshot, chunk.id), expected[0], atol=1e-6)
 
 
 def test_full_rebuild_reembeds_everything_with_new_ids(three_articles, tmp_path, fake_embedder):
@@ -114,7 +135,7 @@ def test_full_rebuild_reembeds_everything_with_new_ids(three_articles, tmp_path,
     fake_embedder.embedded.clear()
     summary = build_index(three_articles, tmp_path / "ix", fake_embedder, full=True)
     assert summary.added == 3 and summary.chunks_embedded == 3 and len(fake_embedder.embedded) == 3
-    assert min(c.id for c in load_index(tmp_path / "ix").chunks) == 3
+    assert min(load_index(tmp_path / "ix").chunk_ids) == 3
 
 
 @pytest.mark.parametrize("change", ["chunk", "model"])
@@ -146,7 +167,7 @@ def test_a_file_that_turns_bad_keeps_its_indexed_version(three_articles, tmp_pat
     summary = build_index(three_articles, tmp_path / "ix", fake_embedder)
     assert [s.path for s in summary.skipped] == ["stellantis.md"]
     assert summary.removed == 0
-    assert "stellantis.md" in {a.path for a in load_index(tmp_path / "ix").articles.values()}
+    assert "stellantis.md" in {a.path for a in articles_of(load_index(tmp_path / "ix")).values()}
 
 
 def test_progress_reports_reading_embedding_and_writing(three_articles, tmp_path, fake_embedder):
@@ -163,7 +184,7 @@ def test_a_second_build_is_refused_while_one_holds_the_lock(three_articles, tmp_
     with build_lock(index_dir):
         with pytest.raises(IndexBusy, match=rf"another build \(pid {os.getpid()}\) is updating {index_dir}; wait"):
             build_index(three_articles, index_dir, fake_embedder, full=True)
-    assert load_index(index_dir).generation == "gen-000001"
+    assert load_index(index_dir).version == "gen-000001"
 
 
 def test_a_waiting_build_runs_once_the_lock_is_released(three_articles, tmp_path, fake_embedder):
@@ -245,7 +266,7 @@ def test_kill_9_mid_build_leaves_the_previous_index_loadable(three_articles, tmp
     if pause_at == "writing:4":
         assert "gen-000002" in leftovers and (index_dir / "CURRENT").read_text() == "gen-000001\n"
     snapshot = load_index(index_dir, embedding_model=fake_embedder.name, dim=fake_embedder.dim)
-    assert snapshot.generation == "gen-000001" and snapshot.manifest.article_count == 3
+    assert snapshot.version == "gen-000001" and snapshot.manifest.article_count == 3
     assert top_article(snapshot, fake_embedder, "heavy rain flooding Leeds York") == "weather.txt"
 
     # The lock died with the process; the next build cleans up and succeeds.
@@ -351,7 +372,7 @@ def test_real_kill_9_of_byline_index_keeps_the_previous_index(three_articles, tm
     assert process.returncode == -signal.SIGKILL, seen
 
     snapshot = load_index(index_dir, embedding_model=real_embedder.name, dim=real_embedder.dim)
-    assert snapshot.generation == "gen-000001" and snapshot.manifest.article_count == 3
+    assert snapshot.version == "gen-000001" and snapshot.manifest.article_count == 3
     assert top_article(snapshot, real_embedder, "Dongfeng plant Italy") == "dongfeng.md"
     for generated in three_articles.glob("gen*.md"):
         generated.unlink()

@@ -13,13 +13,13 @@ from index.build import build_index
 from index.chunking import ChunkSettings
 from index.errors import ArticleNotFound, IndexNotBuilt
 from index.retrieve import RetrievalSettings, Retriever, Searcher
-from index.store import load_index
+from index.stores.local import LocalBackend
 from index.types import Filters
 
 
 def _retriever(corpus: Path, index_dir: Path, embedder, chunk=ChunkSettings(), settings=RetrievalSettings()) -> Retriever:
     build_index(corpus, index_dir, embedder, chunk)
-    return Retriever(load_index(index_dir), embedder, settings)
+    return Retriever(LocalBackend(index_dir).open(), embedder, settings)
 
 
 def _write(folder: Path, name: str, title: str, source: str, published: str, body: str) -> None:
@@ -40,7 +40,7 @@ def test_fused_search_ranks_the_dongfeng_article_first(three_articles, tmp_path,
 def test_hit_offsets_point_into_the_article(three_articles, tmp_path, fake_embedder):
     retriever = _retriever(three_articles, tmp_path / "index", fake_embedder)
     for hit in retriever.search("Stellantis Tavares", k=3):
-        assert retriever.snapshot.article(hit.article_id).text[hit.start : hit.end] == hit.text
+        assert retriever.store.article(hit.article_id).text[hit.start : hit.end] == hit.text
 
 
 def test_dense_and_keyword_each_find_their_match(three_articles, tmp_path, fake_embedder):
@@ -116,7 +116,7 @@ def test_searcher_reload_swaps_atomically_while_readers_search(three_articles, t
     index_dir = tmp_path / "index"
     build_index(three_articles, index_dir, fake_embedder)
     searcher = Searcher(index_dir, fake_embedder)
-    first = searcher.snapshot.generation
+    first = searcher.store.version
     assert searcher.reload() is False  # nothing new yet
     errors: list[BaseException] = []
     results: list[int] = []
@@ -142,7 +142,7 @@ def test_searcher_reload_swaps_atomically_while_readers_search(three_articles, t
     for reader in readers:
         reader.join()
     assert not errors and results
-    assert searcher.snapshot.generation != first
+    assert searcher.store.version != first
     assert searcher.search("wind farm Hull", k=1)[0].title == "Offshore wind farm approved"
     article_id = searcher.search("wind farm Hull", k=1)[0].article_id
     assert searcher.article(article_id).source == "Coast Post"

@@ -1,192 +1,209 @@
-"""The index on disk: manifest checks, generations, the atomic pointer, garbage collection, loading."""
+"""The Store contract: the same tests over every backend (`store_kind`), through the real build.
+
+The `milvus` backend joins by adding its kind to STORE_KINDS and its settings to `store_settings`.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.build import build_index
-from index.chunking import ChunkSettings
 from index.errors import ArticleNotFound, IndexMismatch, IndexNotBuilt
-from index.store import (
-    FORMAT_VERSION,
-    MANIFEST,
-    Manifest,
-    collect_garbage,
-    current_generation,
-    load_index,
-    publish,
-)
+from index.stores.base import store_backend
+from index.types import Article, Chunk, Filters
+from server.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+STORE_KINDS = ["local"]
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def built(three_articles, tmp_path, fake_embedder) -> Path:
-    """An index of the three-article corpus built with the fake embedder."""
-    index_dir = tmp_path / "ix"
-    build_index(three_articles, index_dir, fake_embedder)
-    return index_dir
+def store_settings(store_kind, tmp_path, monkeypatch) -> Settings:
+    """Settings pointing at a fresh index of `store_kind`; also exported as BYLINE_* for subprocesses."""
+    monkeypatch.setenv("BYLINE_STORE", store_kind)
+    monkeypatch.setenv("BYLINE_INDEX_DIR", str(tmp_path / "ix"))
+    return Settings()
 
 
-def test_load_gives_every_article_and_chunk_with_offsets(built, fake_embedder):
-    snapshot = load_index(built, embedding_model=fake_embedder.name, dim=fake_embedder.dim, chunk=ChunkSettings())
-    assert snapshot.generation == current_generation(built) == "gen-000001"
-    assert len(snapshot.articles) == 3 and snapshot.manifest.article_count == 3
-    assert [c.id for c in snapshot.chunks] == sorted(c.id for c in snapshot.chunks)
-    assert snapshot.vectors.ntotal == len(snapshot.chunks) == snapshot.manifest.chunk_count
-    for chunk in snapshot.chunks:
-        article = snapshot.article(chunk.article_id)
-        assert article.text[chunk.start : chunk.end] == chunk.text
-        assert snapshot.chunk(chunk.id) == chunk
-        assert chunk in snapshot.chunks_of(article.id)
-    dongfeng = next(a for a in snapshot.articles.values() if a.path == "dongfeng.md")
-    assert dongfeng.title == "Dongfeng in talks to build cars in Italy" and dongfeng.source == "Byline Wire"
-    assert set(snapshot.content_hashes) == set(snapshot.articles)
+@pytest.fixture
+def backend(store_settings):
+    return store_backend(store_settings)
 
 
-def test_vectors_are_the_chunks_embeddings_under_their_ids(built, fake_embedder):
-    snapshot = load_index(built)
-    query = fake_embedder.embed(["Heavy rain flooding roads in Leeds"])
-    scores, ids = snapshot.vectors.search(query, 1)
-    assert snapshot.article(snapshot.chunk(int(ids[0][0])).article_id).path == "weather.txt"
-    assert scores[0][0] > 0.3
+def build(corpus: Path, backend, embedder, **options):
+    return build_index(corpus, Path(os.environ["BYLINE_INDEX_DIR"]), embedder, backend=backend, **options)
 
 
-def test_unknown_article_and_chunk_are_clear_errors(built):
-    snapshot = load_index(built)
+def by_path(store) -> dict[str, Article]:
+    """Every article of a store version, by corpus path."""
+    articles, _ = store.list_articles(0, 1000)
+    return {article.path: article for article in articles}
+
+
+def all_chunks(store) -> list[Chunk]:
+    return store.chunks(range(store.manifest.next_chunk_id))
+
+
+def test_a_build_gives_counts_sources_articles_and_chunks(three_articles, backend, fake_embedder):
+    assert backend.version() is None
+    with pytest.raises(IndexNotBuilt, match="byline index"):
+        backend.open()
+    build(three_articles, backend, fake_embedder)
+    store = backend.open(embedding_model=fake_embedder.name, dim=fake_embedder.dim)
+    assert store.version == backend.version()
+    assert store.counts() == (3, 3) and store.manifest.article_count == 3
+    articles = by_path(store)
+    assert store.sources() == sorted({"Auto Daily", "Byline Wire", articles["weather.txt"].source} - {""})
+    dongfeng = articles["dongfeng.md"]
+    assert (dongfeng.title, dongfeng.source, dongfeng.published) == ("Dongfeng in talks to build cars in Italy", "Byline Wire", "2024-04-10")
+    assert store.article(dongfeng.id) == dongfeng
+    assert set(store.articles([dongfeng.id, "nope"])) == {dongfeng.id}
     with pytest.raises(ArticleNotFound, match="nope"):
-        snapshot.article("nope")
-    with pytest.raises(KeyError, match="no chunk 999"):
-        snapshot.chunk(999)
-    assert snapshot.chunks_of("nope") == []
+        store.article("nope")
+    chunks = all_chunks(store)
+    assert len(chunks) == 3
+    for chunk in chunks:
+        assert store.article(chunk.article_id).text[chunk.start : chunk.end] == chunk.text
+    ids = [chunk.id for chunk in chunks]
+    assert [c.id for c in store.chunks([ids[2], 999, ids[0]])] == [ids[2], ids[0]]
+    refs = store.refs(ids)
+    assert refs[chunks[0].id].article_id == chunks[0].article_id
+    assert {ref.source for ref in refs.values()} == {a.source for a in articles.values()}
+    assert set(store.content_hashes()) == {a.id for a in articles.values()}
 
 
-def test_no_index_says_how_to_build_one(tmp_path):
-    with pytest.raises(IndexNotBuilt, match=r"byline index CORPUS_DIR --index-dir .*empty"):
-        load_index(tmp_path / "empty")
-    assert current_generation(tmp_path / "empty") is None
+def test_list_articles_pages_and_filters_by_title(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    store = backend.open()
+    first, total = store.list_articles(0, 2)
+    second, _ = store.list_articles(2, 2)
+    assert total == 3 and len(first) == 2 and len(second) == 1
+    assert [a.id for a in first + second] == sorted(a.id for a in first + second)
+    found, count = store.list_articles(0, 10, "CHINESE")
+    assert count == 1 and found[0].title == "Stellantis warns about Chinese rivals"
 
 
-@pytest.mark.parametrize(
-    "checks, words",
-    [
-        ({"embedding_model": "other-model", "dim": 64}, "built with model fake-embedder (dim 64); this run uses other-model"),
-        ({"embedding_model": "fake-embedder", "dim": 384}, "(dim 64); this run uses fake-embedder (dim 384)"),
-        ({"chunk": ChunkSettings(words=120)}, "chunks of 200 words, 40 overlap, metadata embedded; this run uses 120 words"),
-        ({"chunk": ChunkSettings(embed_metadata=False)}, "this run uses 200 words, 40 overlap, no metadata embedded"),
-    ],
-)
-def test_manifest_mismatch_is_refused_with_the_rebuild_command(built, checks, words):
-    with pytest.raises(IndexMismatch) as error:
-        load_index(built, **checks)
-    message = str(error.value)
-    assert words in message
-    assert f"Rebuild it: byline index --full --index-dir {built}" in message
+def test_dense_and_keyword_search_rank_the_matching_chunk_first(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    store = backend.open()
+    weather = by_path(store)["weather.txt"].id
+    dense = store.dense(fake_embedder.embed(["heavy rain flooding roads Leeds York"])[0], 2)
+    assert store.refs([dense[0][0]])[dense[0][0]].article_id == weather
+    assert dense[0][1] >= dense[1][1]
+    keyword = store.keyword("flooding Leeds", 3)
+    assert len(keyword) == 1 and store.refs([keyword[0][0]])[keyword[0][0]].article_id == weather
+    assert store.keyword("zzzz qqqq", 5) == []
 
 
-def test_other_format_version_is_refused(built):
-    manifest_path = built / current_generation(built) / MANIFEST
-    data = json.loads(manifest_path.read_text())
-    assert data["format"] == "byline-index" and data["format_version"] == FORMAT_VERSION
-    data["format_version"] = FORMAT_VERSION + 1
-    manifest_path.write_text(json.dumps(data))
-    with pytest.raises(IndexMismatch, match=f"format version {FORMAT_VERSION + 1}.*byline index --full"):
-        load_index(built)
+def test_filters_by_source_and_date_range(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    store = backend.open()
+    vector = fake_embedder.embed(["Dongfeng Italy Stellantis"])[0]
+
+    def sources(ranked):
+        return {ref.source for ref in store.refs([chunk_id for chunk_id, _ in ranked]).values()}
+
+    auto = Filters(sources=("Auto Daily",))
+    assert sources(store.dense(vector, 5, auto)) == {"Auto Daily"}
+    assert sources(store.keyword("Dongfeng Italy", 5, auto)) == {"Auto Daily"}
+    assert store.dense(vector, 5, Filters(sources=("No Such Paper",))) == []
+    # Inclusive range; an undated article never passes a date filter.
+    assert sources(store.dense(vector, 5, Filters(after="2024-04-11", before="2024-04-12"))) == {"Auto Daily"}
+    assert sources(store.dense(vector, 5, Filters(before="2024-04-10"))) == {"Byline Wire"}
+    assert sources(store.dense(vector, 5, Filters(after="2024-04-10"))) == {"Byline Wire", "Auto Daily"}
+    assert store.keyword("rain", 5, Filters(after="2000-01-01")) == []
 
 
-def test_manifest_that_is_not_json_is_refused(built):
-    (built / current_generation(built) / MANIFEST).write_text("{half")
-    with pytest.raises(IndexMismatch, match="not valid JSON.*Rebuild it"):
-        load_index(built)
+def test_mentions_finds_names_as_phrases_in_any_case(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    store = backend.open()
+    assert store.mentions("carlos tavares") and store.mentions("Dongfeng Motor")
+    assert store.mentions("Auto Daily")  # the source counts
+    assert not store.mentions("Tavares Carlos") and not store.mentions("Zorblax Industries")
 
 
-def test_manifest_round_trips():
-    manifest = Manifest(FORMAT_VERSION, "m", 8, 150, 30, False, "2024-01-01T00:00:00+00:00", 2, 5, 9, "/c")
-    assert Manifest.from_json(manifest.to_json(), Path("ix/gen-000001/manifest.json")) == manifest
-    assert manifest.chunk == ChunkSettings(150, 30, False)
+def test_incremental_rebuild_replaces_changed_and_drops_deleted_articles(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    before = backend.open()
+    paths = by_path(before)
+    kept = [c for c in all_chunks(before) if c.article_id == paths["dongfeng.md"].id]
+    (three_articles / "weather.txt").write_text("Snow closed schools across Aberdeen on Friday morning.\n")
+    (three_articles / "stellantis.md").unlink()
+    fake_embedder.embedded.clear()
+    summary = build(three_articles, backend, fake_embedder)
+    assert (summary.changed, summary.removed, summary.unchanged) == (1, 1, 1)
+    assert len(fake_embedder.embedded) == 1 and "Snow closed schools" in fake_embedder.embedded[0]
+    after = backend.open()
+    assert after.version != before.version and after.counts() == (2, 2)
+    assert set(by_path(after)) == {"dongfeng.md", "weather.txt"}
+    with pytest.raises(ArticleNotFound):
+        after.article(paths["stellantis.md"].id)
+    assert [c for c in all_chunks(after) if c.article_id == paths["dongfeng.md"].id] == kept  # same ids, same text
+    assert "Auto Daily" not in after.sources() and "Byline Wire" in after.sources()
+    snow = after.dense(fake_embedder.embed(["snow schools Aberdeen"])[0], 1)[0][0]
+    assert after.chunks([snow])[0].text.startswith("Snow closed")
+    assert not after.mentions("Tavares") and after.mentions("Aberdeen")
 
 
-def test_pointer_to_a_missing_generation_is_reported(built):
-    publish(built, "gen-000099")
-    with pytest.raises(IndexNotBuilt, match="gen-000099, which is missing.*byline index --full"):
-        load_index(built)
+def test_writer_delete_and_add_then_commit(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    store = backend.open()
+    paths = by_path(store)
+    writer = backend.begin_build()
+    writer.delete([paths["weather.txt"].id, "unknown-id"])
+    note = Article("note1", "A ferry strike closed the harbour.", title="Ferry strike", source="Coast Post", published="2024-05-01")
+    first = store.manifest.next_chunk_id
+    writer.add([note], {"note1": "hash1"}, [Chunk(first, "note1", 0, 34, note.text)], fake_embedder.embed([note.text]))
+    writer.commit(store.manifest)
+    after = backend.open()
+    assert after.counts() == (3, 3) and "Coast Post" in after.sources()
+    assert after.content_hashes()["note1"] == "hash1"
+    assert after.chunks([first])[0].text == note.text
+    assert after.keyword("ferry harbour", 1)[0][0] == first
+    with pytest.raises(ArticleNotFound):
+        after.article(paths["weather.txt"].id)
 
 
-def test_pointer_swap_leaves_no_temporary_file(built):
-    publish(built, "gen-000001")
-    assert sorted(p.name for p in built.iterdir()) == [".lock", "CURRENT", "gen-000001"]
-    assert (built / "CURRENT").read_text() == "gen-000001\n"
+def test_an_aborted_writer_leaves_the_previous_version(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    version = backend.version()
+    writer = backend.begin_build(full=True)
+    writer.delete([a for a in backend.open().content_hashes()])
+    writer.abort()
+    store = backend.open()
+    assert backend.version() == version and store.counts() == (3, 3)
 
 
-def test_old_generations_are_collected_keeping_current_and_previous(three_articles, tmp_path, fake_embedder):
-    index_dir = tmp_path / "ix"
-    first = None
-    for round_ in range(4):
-        (three_articles / f"extra{round_}.md").write_text(f"Extra article number {round_} about trains.\n")
-        build_index(three_articles, index_dir, fake_embedder)
-        first = first or load_index(index_dir)
-    generations = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("gen-"))
-    assert generations == ["gen-000003", "gen-000004"]
-    assert current_generation(index_dir) == "gen-000004"
-    # A snapshot loaded long ago lives in memory: removing its folder doesn't break it.
-    assert not first.path.exists()
-    scores, ids = first.vectors.search(fake_embedder.embed(["rain in Leeds"]), 2)
-    assert all(first.chunk(int(i)) for i in ids[0])
+def test_other_model_is_refused_with_how_to_rebuild(three_articles, backend, fake_embedder):
+    build(three_articles, backend, fake_embedder)
+    with pytest.raises(IndexMismatch, match="built with model fake-embedder.*Rebuild it"):
+        backend.open(embedding_model="other-model", dim=384)
 
 
-def test_collect_garbage_without_keep_removes_only_unfinished_folders(built):
-    (built / ".tmp-gen-000002").mkdir()
-    (built / ".tmp-gen-000002" / "vectors.faiss").write_bytes(b"half")
-    (built / ".tmp-CURRENT").write_text("gen-000002")
-    (built / "gen-000000").mkdir()
-    removed = collect_garbage(built)
-    assert removed == [".tmp-CURRENT", ".tmp-gen-000002"]
-    assert (built / "gen-000000").exists() and (built / "gen-000001").exists()
-    assert collect_garbage(built, keep=["gen-000001"]) == ["gen-000000"]
+def test_kill_9_mid_build_leaves_the_previous_version_answering(three_articles, backend, fake_embedder, tmp_path):
+    from test_build import Helper, generated_corpus
 
-
-def test_loaded_snapshot_holds_no_open_files(built):
-    snapshot = load_index(built)
-    fd_dir = Path("/proc/self/fd")
-    open_paths = {os.path.realpath(fd_dir / fd) for fd in os.listdir(fd_dir) if (fd_dir / fd).exists()}
-    assert not any(path.startswith(str(snapshot.path.resolve())) for path in open_paths)
-    assert snapshot.vectors.ntotal == len(snapshot.chunks)
-
-
-def test_readers_loading_during_builds_always_get_a_whole_generation(three_articles, tmp_path, fake_embedder):
-    import threading
-    import time
-
-    from index.build import build_index as build
-
-    index_dir = tmp_path / "ix"
-    build(three_articles, index_dir, fake_embedder)
-    stop, seen, errors = threading.Event(), set(), []
-
-    def read() -> None:
-        while not stop.is_set():
-            try:
-                snapshot = load_index(index_dir)
-                assert snapshot.vectors.ntotal == len(snapshot.chunks) == snapshot.manifest.chunk_count
-                assert len(snapshot.articles) == snapshot.manifest.article_count
-            except Exception as error:  # any failure, in loading or in what was loaded, is what this test looks for
-                errors.append(error)
-                return
-            seen.add((snapshot.generation, len(snapshot.articles)))
-            time.sleep(0.001)
-
-    readers = [threading.Thread(target=read) for _ in range(2)]
-    for reader in readers:
-        reader.start()
-    for round_ in range(6):
-        (three_articles / f"extra{round_}.md").write_text(f"Extra article {round_} about the harbour.\n")
-        build(three_articles, index_dir, fake_embedder)
-    stop.set()
-    for reader in readers:
-        reader.join(10)
-    assert errors == []
-    # Every generation a reader saw held exactly the articles its build wrote: gen-N has N + 2 articles.
-    assert all(count == int(generation.split("-")[1]) + 2 for generation, count in seen)
-    assert len(seen) > 1
+    build(three_articles, backend, fake_embedder)
+    version = backend.version()
+    generated_corpus(three_articles, 300)
+    helper = Helper(three_articles, Path(os.environ["BYLINE_INDEX_DIR"]), "--pause-at", "writing:1")
+    try:
+        helper.wait_for("PAUSED")
+    finally:
+        helper.kill()
+    store = backend.open()
+    assert backend.version() == version and store.counts() == (3, 3)
+    assert store.keyword("flooding Leeds", 1)
+    summary = build(three_articles, backend, fake_embedder)
+    assert summary.added == 300 and backend.open().counts()[0] == 303

@@ -15,7 +15,7 @@ A writer that is abandoned (the process killed, an exception) leaves the previou
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -207,8 +207,10 @@ class Backend(Protocol):
     def open(self, *, embedding_model: str | None = None, dim: int | None = None, chunk: ChunkSettings | None = None) -> Store:
         """The live version, its manifest checked; IndexNotBuilt when there is none, IndexMismatch when it differs."""
 
-    def begin_build(self, full: bool = False) -> StoreWriter:
-        """A writer starting from the live version (from nothing when `full` or none is usable)."""
+    def begin_build(self, full: bool = False, progress: Callable[[str, int, int], None] | None = None) -> StoreWriter:
+        """A writer starting from the live version (from nothing when `full` or none is usable).
+
+        `progress(stage, done, total)` may be called while committing (stage "writing")."""
 
     def lock(self, wait: bool = False) -> AbstractContextManager:
         """Hold the one-build-at-a-time lock; IndexBusy when another build holds it (unless `wait`)."""

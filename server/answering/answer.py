@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 
 import numpy as np
 
@@ -181,10 +181,6 @@ class Answerer:
         self.llm = llm
         self.embedder = embedder
         self.settings = settings
-        self._sources: set[str] = set()
-        self._archive_text = ""
-        self._common_words: frozenset[str] = frozenset()
-        self._archive_of: str | None = None
 
     def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None, **options) -> Answer:
         """The final Answer (consumes `stream`; `options` are stream's keyword-only ones)."""
@@ -245,7 +241,7 @@ class Answerer:
         budget = evidence_budget(settings.evidence_tokens, self.llm.context_tokens, overhead, limit)
         passages = select_evidence(scored, hits, budget=budget, count_tokens=self.llm.count_tokens)
 
-        sentences, citations = compose(question, passages, self._archive()[2])
+        sentences, citations = compose(question, passages, self._common_words())
         sentences = fit_tokens(sentences, max_tokens, self.llm.count_tokens)
         released: list[Sentence] = []
         for delta in release(sentences, citations, released):
@@ -301,12 +297,14 @@ class Answerer:
 
     def _refusal(self, question: str) -> str:
         """Why the archive can't answer a question whatever the evidence (a publication or a name it lacks), or ""."""
-        known, archive_text, _ = self._archive()
+        store = self._store()
+        known = store.sources() if store is not None else []
         missing = unknown_publications(question, known) if known else []
         if missing:
             return f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
-        mentioned = getattr(self.searcher, "mentions", None) or (lambda name: folded(name) in archive_text if archive_text else True)
-        absent = missing_entities(question, mentioned)
+        if store is None or not store.counts()[0]:
+            return ""
+        absent = missing_entities(question, lambda name: store.mentions(folded(name)))
         if absent:
             return f"The archive never mentions {', '.join(absent)}, so it can't answer this. These are the nearest articles."
         return ""
@@ -336,24 +334,19 @@ class Answerer:
         except LLMUnavailable:
             yield _Failure("unavailable")
 
-    def _archive(self) -> tuple[set[str], str, frozenset[str]]:
-        """The sources of the indexed articles, all their text `folded`, and the words they write in lower case;
-        recomputed when a new build is swapped in."""
-        snapshot = getattr(self.searcher, "snapshot", None)
-        if snapshot is None:
-            return set(), "", frozenset()
-        if self._archive_of != snapshot.generation:
-            articles = snapshot.articles.values()
-            raw = "\n".join(f"{a.title}\n{a.source}\n{a.text}" for a in articles)
-            self._sources = {article.source for article in articles if article.source}
-            self._archive_text = folded(raw)
-            self._common_words = frozenset(re.findall(r"\b[a-z][a-z'’-]*\b", raw))
-            self._archive_of = snapshot.generation
-        return self._sources, self._archive_text, self._common_words
+    def _store(self):
+        """The store version the searcher answers from (index/stores/base.py); None for a searcher without one."""
+        return getattr(self.searcher, "store", None)
 
-    def _known_sources(self) -> set[str]:
+    def _common_words(self) -> Container[str]:
+        """The words the archive writes in lower case somewhere (see compose.attributed)."""
+        store = self._store()
+        return store.common_words() if store is not None else frozenset()
+
+    def _known_sources(self) -> list[str]:
         """The sources of the articles in the current index."""
-        return self._archive()[0]
+        store = self._store()
+        return store.sources() if store is not None else []
 
     def _pair_similarity(self, answers: list[str], evidence: list[str], known: dict[str, np.ndarray]) -> np.ndarray:
         """Embedding similarity of each answer sentence to each evidence sentence (reusing `known` vectors)."""

@@ -17,23 +17,22 @@ def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], Non
     The LLM loads in a thread while the embedder (and torch) import, since both take seconds.
     """
     from index.embed import SentenceTransformerEmbedder
-    from index.store import current_generation
+    from index.stores.base import store_backend
     from server.answering.answer import Answerer
     from server.llm import make_llm
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         llm_future = pool.submit(make_llm, settings)
         embedder = SentenceTransformerEmbedder(settings.embedding_model)
-        if current_generation(settings.index_dir) is None:
-            from index.build import build_index
+        backend = store_backend(settings)
+        if backend.version() is None:
+            from index.build import build_from_settings
 
             print(f"no index in {settings.index_dir}: building it from {settings.corpus_dir}", file=sys.stderr)
-            build_index(
-                settings.corpus_dir, settings.index_dir, embedder, settings.chunk_settings(), limits=settings.corpus_limits(), progress=progress
-            )
+            build_from_settings(settings, embedder, progress=progress)
         from index.retrieve import Searcher
 
-        searcher = Searcher(settings.index_dir, embedder, settings.chunk_settings())
+        searcher = Searcher(backend, embedder, settings.chunk_settings())
         llm = llm_future.result()
     return Answerer(searcher, llm, embedder, settings)
 

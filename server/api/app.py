@@ -81,8 +81,9 @@ def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, search
         embedder = SentenceTransformerEmbedder(settings.embedding_model)
     if searcher is None:
         from index.retrieve import Searcher
+        from index.stores.base import store_backend
 
-        searcher = Searcher(settings.index_dir, embedder, settings.chunk_settings())
+        searcher = Searcher(store_backend(settings), embedder, settings.chunk_settings())
     if answerer is None:
         if llm is None:
             from server.llm import make_llm

@@ -42,12 +42,13 @@ def safe_url(url: str) -> str:
 
 def index_facts(state) -> dict:
     """What /readyz reports about the loaded index and models."""
-    snapshot = state.searcher.snapshot
-    manifest = snapshot.manifest
+    store = state.searcher.store
+    manifest = store.manifest
+    articles, chunks = store.counts()
     return {
-        "generation": snapshot.generation,
-        "articles": manifest.article_count,
-        "chunks": manifest.chunk_count,
+        "generation": store.version,
+        "articles": articles,
+        "chunks": chunks,
         "built_at": manifest.built_at,
         "embedding_model": manifest.embedding_model,
         "llm": getattr(state.llm, "name", None),
@@ -56,7 +57,7 @@ def index_facts(state) -> dict:
 
 def known_sources(searcher) -> list[str]:
     """The distinct article sources of the loaded index, for the chat page's filter."""
-    return sorted({a.source for a in searcher.snapshot.articles.values() if a.source})
+    return searcher.store.sources()
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -27,10 +27,25 @@ class RebuildStatus:
     last_error: str | None = None
     generation: str | None = None
     builds: int = 0
+    chunks_done: int = 0  # chunks embedded (or resumed from a checkpoint) by the running build
+    chunks_total: int = 0  # chunks the running build has to embed
+    chunks_saved: int = 0  # of those, checkpointed: a build stopped now resumes from here
+    eta_s: float | None = None  # seconds of embedding left at the rate seen so far
 
     def to_dict(self) -> dict:
         """JSON shape of GET /api/index/status."""
         return asdict(self)
+
+
+def eta_seconds(done: int, total: int, first_done: int, elapsed: float) -> float | None:
+    """Seconds until `total` at the rate seen since `first_done` chunks (a resumed build starts above 0).
+
+    >>> eta_seconds(300, 1000, 100, 20.0), eta_seconds(100, 1000, 100, 5.0)
+    (70.0, None)
+    """
+    if done <= first_done or elapsed <= 0:
+        return None
+    return round((total - done) * elapsed / (done - first_done), 1)
 
 
 def summary_to_dict(summary: BuildSummary) -> dict:
@@ -55,6 +70,7 @@ class Rebuilder:
     _status: RebuildStatus = field(default_factory=RebuildStatus)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    _embedding_since: tuple[float, int] | None = None  # when embedding was first reported, and how far it was
 
     def status(self) -> RebuildStatus:
         """The current status (an immutable snapshot)."""
@@ -67,8 +83,10 @@ class Rebuilder:
             if self._status.running:
                 raise IndexBusy("a rebuild is already running; see GET /api/index/status")
             self._status = replace(
-                self._status, running=True, stage="starting", done=0, total=0, started_at=time.time(), finished_at=None
+                self._status, running=True, stage="starting", done=0, total=0, started_at=time.time(), finished_at=None,
+                chunks_done=0, chunks_total=0, chunks_saved=0, eta_s=None,
             )
+            self._embedding_since = None
             self._thread = threading.Thread(target=self._run, name="byline-rebuild", daemon=True)
             self._thread.start()
             return self._status
@@ -91,7 +109,17 @@ class Rebuilder:
 
     def _progress(self, stage: str, done: int, total: int) -> None:
         with self._lock:
-            self._status = replace(self._status, stage=stage, done=done, total=total)
+            if stage == "checkpoint":
+                self._status = replace(self._status, chunks_saved=done)
+                return
+            status = replace(self._status, stage=stage, done=done, total=total, eta_s=None)
+            if stage == "embedding":
+                if self._embedding_since is None:
+                    self._embedding_since = (time.monotonic(), done)
+                since, first_done = self._embedding_since
+                eta = eta_seconds(done, total, first_done, time.monotonic() - since)
+                status = replace(status, chunks_done=done, chunks_total=total, eta_s=eta)
+            self._status = status
 
     def _run(self) -> None:
         summary, error = None, None
@@ -116,17 +144,18 @@ class Rebuilder:
             )
 
     def _build(self) -> BuildSummary:
-        build = self.build
-        if build is None:
-            from index.build import build_index as build
-        return build(
-            self.settings.corpus_dir,
-            self.settings.index_dir,
-            self.embedder,
-            self.settings.chunk_settings(),
-            limits=self.settings.corpus_limits(),
-            progress=self._progress,
-        )
+        if self.build is not None:
+            return self.build(
+                self.settings.corpus_dir,
+                self.settings.index_dir,
+                self.embedder,
+                self.settings.chunk_settings(),
+                limits=self.settings.corpus_limits(),
+                progress=self._progress,
+            )
+        from index.build import build_from_settings
+
+        return build_from_settings(self.settings, self.embedder, progress=self._progress)
 
 
 def watch_corpus(rebuilder: Rebuilder, settings: Settings) -> Callable[[], None]:
@@ -142,6 +171,6 @@ def watch_corpus(rebuilder: Rebuilder, settings: Settings) -> Callable[[], None]
 
 
 def _generation(searcher) -> str | None:
-    """The generation the searcher is serving, if it can tell."""
-    snapshot = getattr(searcher, "snapshot", None)
-    return getattr(snapshot, "generation", None)
+    """The version the searcher is serving, if it can tell."""
+    store = getattr(searcher, "store", None)
+    return getattr(store, "version", None)
