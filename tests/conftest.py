@@ -54,6 +54,9 @@ class ArticleStore:
         text = "\n".join(f"{a.title}\n{a.source}\n{a.text}" for a in self.by_id.values())
         return re.search(rf"(?<!\w){words}(?!\w)", text, re.IGNORECASE) is not None
 
+    def common_words(self) -> frozenset[str]:
+        return frozenset(re.findall(r"\b[a-z][a-z'’-]*\b", "\n".join(a.text for a in self.by_id.values())))
+
     def article(self, article_id: str):
         from index.errors import ArticleNotFound
 

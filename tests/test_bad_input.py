@@ -18,7 +18,7 @@ from conftest import refuse_reading
 
 from index.build import build_index
 from index.retrieve import Retriever
-from index.store import load_index
+from index.stores.local import LocalBackend
 from index.types import CorpusLimits
 
 pytestmark = pytest.mark.real
@@ -85,8 +85,8 @@ CASES = {
 
 
 def _assert_earlier_articles_searchable(index_dir: Path, embedder, expected_paths: set[str]) -> None:
-    snapshot = load_index(index_dir)
-    assert expected_paths <= {article.path for article in snapshot.articles.values()}
+    snapshot = LocalBackend(index_dir).open()
+    assert expected_paths <= {article.path for article in snapshot.list_articles(0, 1000)[0]}
     hits = Retriever(snapshot, embedder).search("Dongfeng plant Italy", k=3)
     assert snapshot.article(hits[0].article_id).path == "dongfeng.md"
     hits = Retriever(snapshot, embedder).search("flooding rain in Leeds and York", k=3)

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from index.errors import ArticleNotFound
 from server.answering.answer import Answerer
 from server.api.app import create_app
 from server.settings import Settings
@@ -40,9 +39,7 @@ class ArticleSearcher(FakeSearcher):
     """test_answer's searcher, plus the article lookup the pages and /api/articles need."""
 
     def article(self, article_id):
-        if article_id not in self.snapshot.articles:
-            raise ArticleNotFound(f"no article {article_id!r}")
-        return self.snapshot.articles[article_id]
+        return self.store.article(article_id)
 
 
 def checked_app(**settings):

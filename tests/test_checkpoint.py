@@ -66,7 +66,7 @@ def test_a_killed_build_resumes_from_its_last_checkpoint(three_articles, tmp_pat
 def test_rebuild_status_shows_chunks_done_of_the_total_and_an_eta(tmp_path):
     halfway, release = threading.Event(), threading.Event()
 
-    def build(corpus, index_dir, embedder, chunk, *, max_file_bytes, progress):
+    def build(corpus, index_dir, embedder, chunk, *, limits, progress):
         progress("embedding", 100, 1000)  # resumed from a checkpoint: the rate counts from here
         progress("checkpoint", 300, 1000)
         progress("embedding", 300, 1000)

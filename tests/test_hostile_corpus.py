@@ -329,7 +329,7 @@ def test_byline_index_prints_skips_and_warnings_and_json(tmp_path, monkeypatch, 
     assert summary["skipped"] == [{"path": "notes.xyz", "reason": "unsupported type .xyz"}]
     assert summary["warnings"] == [{"path": "good.md", "message": "published '2024-13-45' is not a date: left out"}]
     assert set(summary) == {"added", "changed", "unchanged", "removed", "skipped", "warnings", "chunks_embedded",
-                            "chunks_total", "seconds"}
+                            "chunks_resumed", "chunks_total", "seconds"}
 
 
 @pytest.mark.parametrize(

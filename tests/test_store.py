@@ -131,6 +131,7 @@ def test_mentions_finds_names_as_phrases_in_any_case(three_articles, backend, fa
     assert store.mentions("carlos tavares") and store.mentions("Dongfeng Motor")
     assert store.mentions("Auto Daily")  # the source counts
     assert not store.mentions("Tavares Carlos") and not store.mentions("Zorblax Industries")
+    assert "carmaker" in store.common_words() and "Dongfeng" not in store.common_words() and "dongfeng" not in store.common_words()
 
 
 def test_incremental_rebuild_replaces_changed_and_drops_deleted_articles(three_articles, backend, fake_embedder):

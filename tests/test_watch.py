@@ -107,7 +107,7 @@ def test_changes_during_a_build_start_another_one_after_it(tmp_path):
 
         return BuildSummary(added=len(calls))
 
-    searcher = SimpleNamespace(reload=lambda: True, snapshot=SimpleNamespace(generation="g"))
+    searcher = SimpleNamespace(reload=lambda: True, store=SimpleNamespace(version="g"))
     rebuilder = Rebuilder(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "ix"), None, searcher, build=slow_build)
     rebuilder.start()
     follower = threading.Thread(target=rebuilder.start_when_idle)

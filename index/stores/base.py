@@ -15,7 +15,7 @@ A writer that is abandoned (the process killed, an exception) leaves the previou
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -168,6 +168,10 @@ class Store(Protocol):
 
     def mentions(self, name: str) -> bool:
         """Whether any article's title, source or text contains the name as a phrase (case-insensitive)."""
+
+    def common_words(self) -> Container[str]:
+        """The words some article writes in lower case (`word in store.common_words()`), so an answer can tell a
+        name from a sentence-initial common word (server/answering/compose.py)."""
 
     def content_hashes(self) -> dict[str, str]:
         """Article id -> content hash of every article, for incremental builds."""

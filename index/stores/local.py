@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +217,10 @@ class LocalStore:
         with self._db_lock:
             return self._db.execute("SELECT 1 FROM mentions WHERE mentions MATCH ? LIMIT 1", [phrase]).fetchone() is not None
 
+    def common_words(self) -> Container[str]:
+        """The words some article writes in lower case, looked up in SQLite one by one."""
+        return _CommonWords(self)
+
     def content_hashes(self) -> dict[str, str]:
         """Article id -> content hash."""
         with self._db_lock:
@@ -281,6 +285,19 @@ class LocalStore:
     def _select_in(self, sql: str, values: list) -> list[tuple]:
         with self._db_lock:
             return select_in(self._db, sql, values)
+
+
+class _CommonWords:
+    """`word in words` asked of a store's common_words table."""
+
+    def __init__(self, store: LocalStore):
+        self._store = store
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, str):
+            return False
+        with self._store._db_lock:
+            return self._store._db.execute("SELECT 1 FROM common_words WHERE word = ?", [word]).fetchone() is not None
 
 
 def select_in(db: sqlite3.Connection, sql: str, values: list) -> list[tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from index.stores.local import (
 )
 from index.types import Article, Chunk
 
+COMMON_WORD = re.compile(r"\b[a-z][a-z'’-]*\b")  # a word written in lower case (kept when its article goes)
 FLAT_MAX = 100_000  # up to this many chunks a query scans every vector; above, an IVF index is built
 TRAIN_SAMPLE = 64  # IVF training vectors per list
 NEW_VECTORS = "new-vectors.f32"
@@ -29,6 +31,7 @@ CREATE TABLE articles (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT
                        url TEXT, author TEXT, published TEXT, path TEXT, content_hash TEXT NOT NULL);
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, article INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX chunks_by_article ON chunks(article, start);
+CREATE TABLE common_words (word TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE VIRTUAL TABLE mentions USING fts5(title, source, text, content='articles', content_rowid='n');
 CREATE TRIGGER article_added AFTER INSERT ON articles BEGIN
     INSERT INTO mentions(rowid, title, source, text) VALUES (new.n, new.title, new.source, new.text);
@@ -97,6 +100,8 @@ class LocalWriter:
             'INSERT INTO chunks (id, article, start, "end") VALUES (?,?,?,?)',
             ((c.id, numbers[c.article_id], c.start, c.end) for c in chunks),
         )
+        words = {word for a in articles for word in COMMON_WORD.findall(f"{a.title}\n{a.source}\n{a.text}")}
+        self._db.executemany("INSERT OR IGNORE INTO common_words VALUES (?)", ((word,) for word in words))
         self._new_vectors.write(vectors.tobytes())
         self._new_ids += ids
 
