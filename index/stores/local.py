@@ -39,6 +39,7 @@ SQL_BATCH = 900  # ids per IN (...) clause, under SQLite's variable limit
 MASKS_KEPT = 32  # filter masks kept per store version (a bit per chunk each)
 _ARTICLE_COLUMNS = "a.id, a.text, a.title, a.source, a.url, a.author, a.published, a.path"
 _NEG = np.float32(-np.inf)
+_OPENING = threading.Lock()
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -114,12 +115,15 @@ class LocalStore:
                 raise FileNotFoundError(path / name)
         flat = manifest.vector_index == "flat"
         self.vectors = faiss.read_index(str(path / VECTORS), faiss.IO_FLAG_MMAP_IFC if flat else faiss.IO_FLAG_MMAP)
-        # Plain ndarray views of the mapped files (np.memmap's per-item overhead is not wanted on the hot path).
-        self.chunk_ids = np.asarray(np.load(path / CHUNK_IDS, mmap_mode="r"))
-        self.chunk_sources = np.asarray(np.load(path / CHUNK_SOURCES, mmap_mode="r"))
-        self.chunk_dates = np.asarray(np.load(path / CHUNK_DATES, mmap_mode="r"))
+        # np.load parses .npy headers with ast, which CPython 3.11 can't run in two threads at once
+        # ("AST constructor recursion depth mismatch"): stores are opened one at a time.
+        with _OPENING:
+            # Plain ndarray views of the mapped files (np.memmap's per-item overhead is not wanted on the hot path).
+            self.chunk_ids = np.asarray(np.load(path / CHUNK_IDS, mmap_mode="r"))
+            self.chunk_sources = np.asarray(np.load(path / CHUNK_SOURCES, mmap_mode="r"))
+            self.chunk_dates = np.asarray(np.load(path / CHUNK_DATES, mmap_mode="r"))
+            self.keywords = KeywordIndex(path / KEYWORDS)
         self.source_names: list[str] = json.loads((path / SOURCES).read_text(encoding="utf-8"))
-        self.keywords = KeywordIndex(path / KEYWORDS)
         count = len(self.chunk_ids)
         if self.vectors.ntotal != count or self.keywords.count != count or count != manifest.chunk_count or self.vectors.d != manifest.dim:
             raise IndexMismatch(
