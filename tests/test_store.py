@@ -89,9 +89,10 @@ def test_list_articles_pages_and_filters_by_title(three_articles, backend, fake_
     first, total = store.list_articles(0, 2)
     second, _ = store.list_articles(2, 2)
     assert total == 3 and len(first) == 2 and len(second) == 1
-    assert [a.id for a in first + second] == sorted(a.id for a in first + second)
+    assert [(a.title.lower(), a.path) for a in first + second] == sorted((a.title.lower(), a.path) for a in first + second)
     found, count = store.list_articles(0, 10, "CHINESE")
     assert count == 1 and found[0].title == "Stellantis warns about Chinese rivals"
+    assert [a.path for a in store.list_articles(0, 10, "WEATHER.t")[0]] == ["weather.txt"]
 
 
 def test_dense_and_keyword_search_rank_the_matching_chunk_first(three_articles, backend, fake_embedder):

@@ -158,7 +158,8 @@ class Store(Protocol):
         """One article; raises ArticleNotFound."""
 
     def list_articles(self, offset: int = 0, limit: int = 50, query: str = "") -> tuple[list[Article], int]:
-        """A page of articles ordered by id (those whose title contains `query`, if given), and how many match."""
+        """A page of articles ordered by title (any case) then path, only those whose title or path contains
+        `query` (any case) if given, and how many match."""
 
     def counts(self) -> tuple[int, int]:
         """How many articles and chunks this version holds."""

@@ -196,12 +196,12 @@ class LocalStore:
         return found[article_id]
 
     def list_articles(self, offset: int = 0, limit: int = 50, query: str = "") -> tuple[list[Article], int]:
-        """A page of articles ordered by id, only those whose title contains `query` (any case) if given."""
-        where, args = ("WHERE instr(lower(a.title), lower(?)) > 0", [query]) if query else ("", [])
+        """A page of articles ordered by title (any case) then path; with `query`, those whose title or path holds it."""
+        where, args = ("WHERE instr(lower(a.title), lower(?1)) > 0 OR instr(lower(a.path), lower(?1)) > 0", [query]) if query else ("", [])
         with self._db_lock:
             total = self._db.execute(f"SELECT count(*) FROM articles a {where}", args).fetchone()[0]
             rows = self._db.execute(
-                f"SELECT {_ARTICLE_COLUMNS} FROM articles a {where} ORDER BY a.id LIMIT ? OFFSET ?", [*args, limit, offset]
+                f"SELECT {_ARTICLE_COLUMNS} FROM articles a {where} ORDER BY lower(a.title), a.path LIMIT {int(limit)} OFFSET {int(offset)}", args
             ).fetchall()
         return [Article(*row) for row in rows], total
 
