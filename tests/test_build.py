@@ -207,6 +207,14 @@ def test_an_index_dir_that_is_a_file_is_a_clear_error(three_articles, tmp_path, 
         build_index(three_articles, tmp_path / "ix", fake_embedder)
 
 
+def _running(pid: int) -> bool:
+    """Whether a process exists and isn't a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 class Helper:
     """tests/slow_build.py in a subprocess, read line by line."""
 
@@ -227,8 +235,14 @@ class Helper:
         raise AssertionError(f"no {prefix!r} within {timeout} s; saw {self.lines[-5:]}")
 
     def kill(self) -> None:
-        self.process.kill()  # SIGKILL
+        """SIGKILL the helper, then wait for its children (Milvus Lite's engine stops once its file lock is free)."""
+        children = [int(pid) for task in Path(f"/proc/{self.process.pid}/task").glob("*")
+                    for pid in (task / "children").read_text().split()]
+        self.process.kill()
         self.process.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.process.stdout.close()
         self.process.stderr.close()
 

@@ -18,8 +18,9 @@ import pytest
 from index.chunking import ChunkSettings
 from index.errors import IndexMismatch, IndexNotBuilt, StoreUnavailable
 from index.stores.base import Manifest
-from index.stores import milvus, milvus_writer
-from index.stores.milvus import MAX_TEXT, MilvusBackend
+from index.stores import milvus, milvus_schema, milvus_writer
+from index.stores.milvus import MilvusBackend
+from index.stores.milvus_schema import MAX_TEXT, visible
 from index.types import Article, Chunk, Filters
 
 from conftest import REPO_ROOT, FakeEmbedder
@@ -37,6 +38,10 @@ def lite_file(tmp_path_factory):
 @pytest.fixture
 def backend(lite_file):
     return MilvusBackend(lite_file, f"t{next(_prefixes)}")
+
+
+def ids(ranked: list[tuple[int, float]]) -> list[int]:
+    return [chunk_id for chunk_id, _ in ranked]
 
 
 def manifest(next_chunk_id: int, dim: int = FakeEmbedder.dim, model: str = FakeEmbedder.name) -> Manifest:
@@ -66,7 +71,7 @@ SBF = Article("sbf", "Sam Bankman-Fried went on trial in New York. Jurors heard 
 LEEDS = Article("leeds", "Heavy rain flooded roads in Leeds. Forecasters expect drier weather", "Leeds rain", "Wire \"Daily\"")
 
 
-@pytest.mark.parametrize("module", [milvus, milvus_writer])
+@pytest.mark.parametrize("module", [milvus, milvus_schema, milvus_writer])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 
@@ -205,3 +210,40 @@ def test_a_server_uri_runs_the_same_code_as_a_lite_file(tmp_path):
         assert store.counts() == (2, 4) and store.version == "v000002"
         assert [store.refs([i])[i].article_id for i, _ in store.keyword("rain Leeds", 3)][:1] == ["leeds"]
         assert (tmp_path / "lock" / ".lock").exists()
+
+
+def test_kill_9_between_adds_of_a_build_into_a_lite_file_keeps_the_previous_state(three_articles, tmp_path, monkeypatch):
+    from test_build import Helper, generated_corpus
+
+    from index.build import build_index
+
+    monkeypatch.setenv("BYLINE_STORE", "milvus")
+    monkeypatch.setenv("BYLINE_MILVUS_URI", str(tmp_path / "killed.db"))
+    backend = MilvusBackend(str(tmp_path / "killed.db"))
+    index_dir = tmp_path / "ix"
+    build_index(three_articles, index_dir, FakeEmbedder(), backend=backend)
+    before = backend.open()
+    answers = (before.counts(), ids(before.keyword("flooding Leeds", 3)), before.sources())
+    generated_corpus(three_articles, 300)
+    (three_articles / "weather.txt").unlink()  # the build also drops an article: its rows get marked, not deleted
+    backend.close()
+    # Groups of 50 chunks: the helper has added 100 new articles, and dropped one, when it stops.
+    helper = Helper(three_articles, index_dir, "--pause-at", "embedding:150", "--checkpoint-chunks", "50")
+    try:
+        helper.wait_for("PAUSED")
+    finally:
+        helper.kill()
+    after = backend.open()
+    assert after.version == before.version
+    # The same chunks; BM25 scores move a little, since Milvus counts every row in its statistics.
+    assert (after.counts(), ids(after.keyword("flooding Leeds", 3)), after.sources()) == answers
+    assert not after.mentions("Gen News") and after.keyword("Residents district", 5) == []
+    live = backend.live()
+    left_by_the_kill = backend.count(backend.articles, f"born > {live.generation}")
+    assert left_by_the_kill >= 100  # the build really was half-way
+    summary = build_index(three_articles, index_dir, FakeEmbedder(), backend=backend)
+    assert (summary.added, summary.removed) == (300, 1)
+    store = backend.open()
+    assert store.counts() == (302, 302) and "Gen News" in store.sources()
+    rows = backend.count(backend.articles, "part >= 0")
+    assert rows == backend.count(backend.articles, visible(backend.live().generation, backend.live().floor)) + 1  # + weather, kept for the previous version

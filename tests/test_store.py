@@ -20,7 +20,7 @@ from index.types import Article, Chunk, Filters
 from server.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
-STORE_KINDS = ["local"]
+STORE_KINDS = ["local", "milvus"]
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -33,6 +33,7 @@ def store_settings(store_kind, tmp_path, monkeypatch) -> Settings:
     """Settings pointing at a fresh index of `store_kind`; also exported as BYLINE_* for subprocesses."""
     monkeypatch.setenv("BYLINE_STORE", store_kind)
     monkeypatch.setenv("BYLINE_INDEX_DIR", str(tmp_path / "ix"))
+    monkeypatch.setenv("BYLINE_MILVUS_URI", str(tmp_path / "milvus.db"))
     return Settings()
 
 
@@ -43,6 +44,12 @@ def backend(store_settings):
 
 def build(corpus: Path, backend, embedder, **options):
     return build_index(corpus, Path(os.environ["BYLINE_INDEX_DIR"]), embedder, backend=backend, **options)
+
+
+def release(backend) -> None:
+    """Let another process open the index: Milvus Lite lets one process open a file at a time."""
+    if hasattr(backend, "close"):
+        backend.close()
 
 
 def by_path(store) -> dict[str, Article]:
@@ -199,6 +206,7 @@ def test_kill_9_mid_build_leaves_the_previous_version_answering(three_articles, 
     build(three_articles, backend, fake_embedder)
     version = backend.version()
     generated_corpus(three_articles, 300)
+    release(backend)
     helper = Helper(three_articles, Path(os.environ["BYLINE_INDEX_DIR"]), "--pause-at", "writing:1")
     try:
         helper.wait_for("PAUSED")

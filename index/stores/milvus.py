@@ -12,7 +12,8 @@ both. Three collections, named after `BYLINE_MILVUS_COLLECTION`::
 Every row carries the generation that wrote it (`born`) and the one that dropped it (`died`, 0 while alive).
 A build writes under a new generation and publishes it by rewriting the one "live" record, so readers, whose
 searches filter on their generation, see the previous version whole until then: a build killed half-way
-changes nothing they see, and the next build removes what it left. Builds are in index/stores/milvus_writer.py.
+changes nothing they see, and the next build removes what it left. The layout is in index/stores/milvus_schema.py,
+builds in index/stores/milvus_writer.py.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,30 +31,16 @@ import numpy as np
 from platformdirs import user_data_dir
 
 from index.chunking import ChunkSettings
-from index.errors import ArticleNotFound, BylineError, IndexMismatch, IndexNotBuilt, StoreUnavailable
+from index.errors import ArticleNotFound, BylineError, IndexNotBuilt, StoreUnavailable
 from index.locking import build_lock
 from index.stores.base import ChunkRef, Manifest, check_manifest
+from index.stores.milvus_schema import (
+    BATCH, LIVE, MAX_HITS, MAX_WORD, TIMEOUT, Live, assemble_articles, filter_expression, generation_name, quoted, sources_key, visible,
+)
 from index.types import Article, Chunk, Filters
 
-LIVE = "live"
-MAX_TEXT = 65_535  # bytes in a Milvus VARCHAR
-MAX_ID = 256  # characters of an article id
-MAX_HITS = 16_384  # Milvus' cap on limit (+ offset) of one search or query
-BATCH = 1_000  # rows per insert, and ids per `in [...]` filter
-TIMEOUT = 60.0  # seconds per call: pymilvus otherwise retries some failures for minutes
 MENTION_DEPTH = 100  # BM25 hits checked for the exact phrase by `mentions`
-# bm25s' English stopwords (what the local store drops) and single characters (it keeps words of 2+).
-STOPWORDS = sorted(
-    {"a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-     "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-     "will", "with"} | set("abcdefghijklmnopqrstuvwxyz0123456789")
-)
-# Tuned for parity with the local store's BM25 (bm25s, PyStemmer): results/milvus.md.
-ANALYZER = {
-    "tokenizer": "standard",
-    "filter": ["lowercase", {"type": "stop", "stop_words": STOPWORDS}, {"type": "stemmer", "language": "english"}],
-}
-BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+LOAD_TIMEOUT = 3600.0  # seconds to load a collection into memory (Milvus Lite reads it all at start)
 _CHUNK_FIELDS = ["id", "article_id", "source", "published", "start_at", "end_at", "text_at", "keyword_text"]
 _ARTICLE_FIELDS = ["article_id", "part", "text", "title", "source", "url", "author", "published", "path"]
 _LITE_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,36}$")
@@ -77,72 +63,6 @@ def lite_path(uri: str) -> Path | None:
     return path
 
 
-def date_number(published: str) -> int:  # TODO(rebase): import from index.stores.local once it lands
-    """An ISO date (or datetime) as YYYYMMDD, 0 when it isn't one.
-
-    >>> date_number("2023-10-05T12:00:00+00:00"), date_number(""), date_number("October 5")
-    (20231005, 0, 0)
-    """
-    day = published[:10]
-    if len(day) == 10 and day[4] == day[7] == "-" and (digits := day.replace("-", "")).isdigit():
-        return int(digits)
-    return 0
-
-
-def sources_key(generation: int) -> str:
-    """The key prefix of a generation's source records.
-
-    >>> sources_key(7)
-    'sources-000007-'
-    """
-    return f"sources-{generation:06d}-"
-
-
-def generation_name(generation: int) -> str:
-    """The version name of a generation number.
-
-    >>> generation_name(7)
-    'v000007'
-    """
-    return f"v{generation:06d}"
-
-
-def visible(generation: int, floor: int) -> str:
-    """The filter expression for rows alive in `generation` (written at or after `floor`).
-
-    >>> visible(3, 1)
-    'born >= 1 and born <= 3 and (died == 0 or died > 3)'
-    """
-    return f"born >= {floor} and born <= {generation} and (died == 0 or died > {generation})"
-
-
-def quoted(values: Iterable) -> str:
-    """A list literal for a Milvus `in` expression (JSON quoting is what Milvus parses).
-
-    >>> quoted(["O'Reilly", 'The "Verge"'])
-    '["O\\'Reilly", "The \\\\"Verge\\\\""]'
-    """
-    return json.dumps(list(values), ensure_ascii=False)
-
-
-def filter_expression(filters: Filters | None) -> str:
-    """The Milvus expression for search filters ("" when nothing is filtered); sources are exact names.
-
-    >>> filter_expression(Filters(after="2023-10-01", sources=("BBC",)))
-    'day >= 20231001 and source in ["BBC"]'
-    """
-    if filters is None:
-        return ""
-    terms = []
-    if filters.after:
-        terms.append(f"day >= {date_number(filters.after)}")
-    if filters.before:
-        terms.append(f"day <= {date_number(filters.before)} and day > 0")
-    if filters.sources:
-        terms.append(f"source in {quoted(filters.sources)}")
-    return " and ".join(terms)
-
-
 def words(text: str) -> list[str]:
     """Lower-cased words of a text, as FTS5's default tokenizer splits them.
 
@@ -162,49 +82,6 @@ def holds_phrase(text: str, name: str) -> bool:
     return bool(wanted) and any(have[i : i + len(wanted)] == wanted for i in range(len(have) - len(wanted) + 1))
 
 
-def fit(text: str, limit: int = MAX_TEXT) -> str:
-    """The longest prefix of `text` that fits in `limit` UTF-8 bytes.
-
-    >>> fit("naïve", 3)
-    'na'
-    """
-    data = text.encode("utf-8", "surrogatepass")
-    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
-
-
-def text_parts(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """The text cut into pieces of at most `limit` UTF-8 bytes (at least one piece).
-
-    >>> text_parts("abcdé", 3)
-    ['abc', 'dé']
-    """
-    parts = []
-    while True:
-        part = fit(text, limit)
-        parts.append(part)
-        text = text[len(part) :]
-        if not text:
-            return parts
-
-
-@dataclass(frozen=True)
-class Live:
-    """The published record: which generation readers search, where, and the manifest it was built with."""
-
-    generation: int
-    floor: int  # rows born before this are not part of it (a full build starts a new floor)
-    chunks: str  # the chunk collection (named by dimension)
-    manifest: dict  # parsed (and checked) by MilvusBackend.open
-
-    def to_json(self) -> str:
-        """The live record's value.
-
-        >>> Live(2, 1, "byline_chunks_d3", {"dim": 3}).to_json()
-        '{"generation": 2, "floor": 1, "chunks": "byline_chunks_d3", "manifest": {"dim": 3}}'
-        """
-        return json.dumps(dict(generation=self.generation, floor=self.floor, chunks=self.chunks, manifest=self.manifest))
-
-
 class MilvusBackend:
     """A Milvus (or Milvus Lite) database holding one Byline index under a collection prefix."""
 
@@ -217,7 +94,7 @@ class MilvusBackend:
             raise StoreUnavailable(f"BYLINE_MILVUS_URI: {error}") from None
         self.uri, self.prefix = uri, collection
         self.where = f"{uri} (collection {collection})"
-        self.meta, self.articles = f"{collection}_meta", f"{collection}_articles"
+        self.meta, self.articles, self.words = f"{collection}_meta", f"{collection}_articles", f"{collection}_words"
         # Builds of a Milvus Lite file lock a folder beside it; builds against a server lock on this machine.
         default_lock = Path(user_data_dir("byline")) / "milvus-build-lock"
         self.lock_dir = self.lite.parent / f".{self.lite.name}.build" if self.lite else Path(lock_dir or default_lock)
@@ -263,6 +140,11 @@ class MilvusBackend:
             raise IndexNotBuilt(f"no index in Milvus at {self.where} yet. Build one: BYLINE_STORE=milvus BYLINE_MILVUS_URI={self.uri} byline index")
         manifest = Manifest.from_json(json.dumps(live.manifest), self.where, self.rebuild_hint())
         check_manifest(manifest, self.where, self.rebuild_hint(), embedding_model=embedding_model, dim=dim, chunk=chunk)
+        for collection in (live.chunks, self.articles):
+            # Milvus Lite loads a collection on its first search after a restart (43 s at 100k chunks): do it now,
+            # so a server is ready when it says so.
+            if self.client.get_load_state(collection, timeout=TIMEOUT)["state"].name != "Loaded":
+                self.client.load_collection(collection, timeout=LOAD_TIMEOUT)
         return MilvusStore(self, live, manifest, self.sources(live.generation))
 
     def begin_build(self, full: bool = False, progress=None):
@@ -274,6 +156,17 @@ class MilvusBackend:
     def lock(self, wait: bool = False):
         """One build at a time: an flock beside the Milvus Lite file (for a server: on this machine)."""
         return build_lock(self.lock_dir, wait=wait)
+
+    def close(self) -> None:
+        """Disconnect; for Milvus Lite also stop this process's engine, so another process may open the file."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            if self.lite is not None:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(str(self.lite))
 
     def sources(self, generation: int) -> tuple[str, ...]:
         """The sources of a generation, kept in meta records of at most 64 KB each."""
@@ -331,6 +224,9 @@ class MilvusStore:
         self.backend, self.manifest, self.version = backend, manifest, generation_name(live.generation)
         self.collection, self.source_names = live.chunks, sources
         self._visible = visible(live.generation, live.floor)
+        self._words_visible = f"born >= {live.floor} and born <= {live.generation}"
+        self._listing: list[tuple[str, str, str]] | None = None  # (lower-case title, path, id), sorted
+        self._listing_lock = threading.Lock()
         self._closed = False
 
     # -- searching ---------------------------------------------------------------------------------
@@ -384,16 +280,21 @@ class MilvusStore:
         return found[article_id]
 
     def list_articles(self, offset: int = 0, limit: int = 50, query: str = "") -> tuple[list[Article], int]:
-        """A page of articles ordered by id, only those whose title contains `query` (any case) if given."""
-        expression = f"part == 0 and {self._visible}"
-        if not query:
-            if offset + limit <= MAX_HITS:
-                rows = self.backend.query(self.backend.articles, expression, ["article_id"], limit=limit, offset=offset)
-                return self._page([row["article_id"] for row in rows]), self.manifest.article_count
+        """A page of articles ordered by title (any case) then path; with `query`, those whose title or path holds it.
+
+        Milvus can't sort by title: the first call reads every article's title and path once for this version.
+        """
+        with self._listing_lock:
+            if self._listing is None:
+                rows = self.backend.scan(self.backend.articles, "key", f"part == 0 and {self._visible}", ["article_id", "title", "path"])
+                self._listing = sorted((row["title"].lower(), row["path"], row["article_id"]) for row in rows)
         wanted = query.lower()
-        ids = [row["article_id"] for row in self.backend.scan(self.backend.articles, "key", expression, ["article_id", "title"])
-               if wanted in row["title"].lower()]
+        ids = [i for title, path, i in self._listing if not wanted or wanted in title or wanted in path.lower()]
         return self._page(ids[offset : offset + limit]), len(ids)
+
+    def common_words(self) -> Container[str]:
+        """The words some article writes in lower case, looked up in Milvus one by one."""
+        return _CommonWords(self.backend, self._words_visible)
 
     def counts(self) -> tuple[int, int]:
         """Articles and chunks in this generation."""
@@ -455,22 +356,13 @@ class MilvusStore:
         return [found[i] for i in ids if i in found]
 
 
-def assemble_articles(rows: Iterable[dict]) -> dict[str, Article]:
-    """Articles from their rows, the text's parts joined in order.
+class _CommonWords:
+    """`word in words`: one query of the words collection for the store's generation."""
 
-    >>> row = dict(article_id="a", part=0, text="ab", title="T", source="", url="", author="", published="", path="")
-    >>> assemble_articles([{**row, "part": 1, "text": "c"}, row])["a"].text
-    'abc'
-    """
-    parts: dict[str, list[dict]] = {}
-    for row in rows:
-        parts.setdefault(row["article_id"], []).append(row)
-    articles = {}
-    for article_id, pieces in parts.items():
-        pieces.sort(key=lambda row: row["part"])
-        first = pieces[0]
-        text = "".join(piece["text"] for piece in pieces)
-        articles[article_id] = Article(
-            article_id, text, first["title"], first["source"], first["url"], first["author"], first["published"], first["path"]
-        )
-    return articles
+    def __init__(self, backend: MilvusBackend, visible_words: str):
+        self._backend, self._visible = backend, visible_words
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, str) or not word or len(word) > MAX_WORD:
+            return False
+        return bool(self._backend.query(self._backend.words, f"word == {quoted([word])[1:-1]} and {self._visible}", ["key"], limit=1))

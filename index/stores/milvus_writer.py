@@ -14,13 +14,14 @@ from dataclasses import replace
 import numpy as np
 
 from index.stores.base import Manifest
-from index.stores.milvus import (
-    ANALYZER, BATCH, date_number, BM25_PARAMS, LIVE, MAX_ID, MAX_TEXT, TIMEOUT, Live, MilvusBackend, fit, generation_name, quoted,
-    sources_key, text_parts, visible,
+from index.stores.local import date_number
+from index.stores.local_writer import COMMON_WORD
+from index.stores.milvus import MilvusBackend
+from index.stores.milvus_schema import (
+    BATCH, DUMMY, LIVE, MAX_ID, MAX_WORD, TIMEOUT, Live, article_schema, chunk_schema, ensure_collection, fit, generation_name,
+    meta_schema, quoted, source_records, sources_key, text_parts, visible, words_schema,
 )
 from index.types import Article, Chunk
-
-DUMMY = [1.0, 0.0]  # Milvus wants a vector in every collection; articles and meta rows carry this one
 
 
 class MilvusWriter:
@@ -31,6 +32,7 @@ class MilvusWriter:
         self.progress = progress or (lambda stage, done, total: None)
         ensure_collection(self.client, backend.meta, meta_schema(self.client))
         ensure_collection(self.client, backend.articles, article_schema(self.client))
+        ensure_collection(self.client, backend.words, words_schema(self.client))
         self._last_id = -1
         self._added_sources: set[str] = set()
         self._dropped_sources: set[str] = set()  # sources of dropped articles: still in the new generation?
@@ -71,10 +73,12 @@ class MilvusWriter:
         by_id = {article.id: article for article in articles}
         self._insert(self.backend.articles, [row for a in articles for row in self._article_rows(a, hashes[a.id])])
         self._insert(self.collection, [self._chunk_row(c, by_id[c.article_id], v) for c, v in zip(chunks, vectors)])
+        self._add_words({w for a in articles for w in COMMON_WORD.findall(f"{a.title}\n{a.source}\n{a.text}") if len(w) <= MAX_WORD})
         self._added_sources |= {article.source for article in articles}
 
     def commit(self, manifest: Manifest) -> str:
         """Count what the generation holds, write its sources, switch the live record, then delete dead rows."""
+        self.progress("writing", 0, 3)
         collection = self._chunk_collection(manifest.dim)
         now = visible(self.generation, self.floor)
         articles = self.backend.count(self.backend.articles, f"part == 0 and {now}")
@@ -82,15 +86,16 @@ class MilvusWriter:
             manifest, article_count=articles, chunk_count=self.backend.count(collection, now),
             vector_index="flat" if self.backend.lite else "autoindex",
         )
-        records = _source_records(sorted(self._sources(now)))
         self._upsert(self.backend.meta, [
             dict(key=f"{sources_key(self.generation)}{n:06d}", value=json.dumps(part, ensure_ascii=False), v=DUMMY)
-            for n, part in enumerate(records)
+            for n, part in enumerate(source_records(sorted(self._sources(now))))
         ])
+        self.progress("writing", 1, 3)
         live = Live(self.generation, self.floor, collection, json.loads(manifest.to_json()))
-        self._upsert(self.backend.meta, [dict(key=LIVE, value=live.to_json(), v=DUMMY)])
+        self._upsert(self.backend.meta, [dict(key=LIVE, value=live.to_json(), v=DUMMY)])  # the one switch
+        self.progress("writing", 2, 3)
         self._collect_garbage(collection)
-        self.progress("writing", 1, 1)
+        self.progress("writing", 3, 3)
         return generation_name(self.generation)
 
     def abort(self) -> None:
@@ -128,6 +133,17 @@ class MilvusWriter:
             text_at=len(keyword_text) - len(chunk.text) if fitted == keyword_text else -1,
             keyword_text=fitted, born=self.generation, died=0, dense=vector.tolist(),
         )
+
+    def _add_words(self, words: set[str]) -> None:
+        """Record the words this generation doesn't know yet (like the local store, a word stays when its article goes)."""
+        words = sorted(words)
+        known = f"born >= {self.floor} and born <= {self.generation}"
+        for start in range(0, len(words), BATCH):
+            part = words[start : start + BATCH]
+            have = {row["word"] for row in self.backend.query(self.backend.words, f"word in {quoted(part)} and {known}", ["word"], limit=len(part))}
+            self._insert(self.backend.words, [
+                dict(key=f"{word}\x1f{self.generation}", word=word, born=self.generation, died=0, v=DUMMY) for word in part if word not in have
+            ])
 
     def _sources(self, now: str) -> set[str]:
         """The new generation's sources: the kept ones, those added, and dropped ones some article still has."""
@@ -169,7 +185,7 @@ class MilvusWriter:
                 self.client.drop_collection(name, timeout=TIMEOUT)
 
     def _row_collections(self) -> list[str]:
-        return [self.backend.articles, *self._chunk_collections()]
+        return [self.backend.articles, self.backend.words, *self._chunk_collections()]
 
     def _chunk_collections(self) -> list[str]:
         prefix = f"{self.backend.prefix}_chunks_d"
@@ -189,81 +205,3 @@ def _key(collection: str, backend: MilvusBackend) -> str:
     return "id" if collection.startswith(f"{backend.prefix}_chunks_d") else "key"
 
 
-def _source_records(sources: list[str]) -> list[list[str]]:
-    """Source names grouped so that each group's JSON fits a meta record.
-
-    >>> _source_records(["a", "b"])
-    [['a', 'b']]
-    """
-    records, current, size = [], [], 2
-    for source in sources:
-        length = len(json.dumps(source, ensure_ascii=False).encode("utf-8")) + 2
-        if current and size + length > MAX_TEXT - 100:
-            records.append(current)
-            current, size = [], 2
-        current.append(source)
-        size += length
-    return [*records, current] if current or not records else records
-
-
-# -- schemas --------------------------------------------------------------------------------------------
-
-
-def ensure_collection(client, name: str, schema, lite: bool = True) -> None:
-    """Create a collection with its indexes, unless it exists."""
-    if client.has_collection(name, timeout=TIMEOUT):
-        return
-    from pymilvus import DataType
-
-    index = client.prepare_index_params()
-    for field in schema.fields:
-        if field.dtype == DataType.SPARSE_FLOAT_VECTOR:
-            index.add_index(field.name, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
-        elif field.dtype == DataType.FLOAT_VECTOR:
-            # Milvus Lite scans every vector (FLAT); on a server Milvus picks the index for its version (AUTOINDEX).
-            index.add_index(field.name, index_type="FLAT" if lite or field.name != "dense" else "AUTOINDEX", metric_type="IP")
-    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong", timeout=TIMEOUT)
-
-
-def meta_schema(client):
-    """The meta collection: the live record and the sources, as JSON text."""
-    from pymilvus import DataType as types
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("key", types.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("value", types.VARCHAR, max_length=MAX_TEXT)
-    schema.add_field("v", types.FLOAT_VECTOR, dim=len(DUMMY))
-    return schema
-
-
-def article_schema(client):
-    """The articles collection: one row per 64 KB part of an article's text, with its metadata."""
-    from pymilvus import DataType as types
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("key", types.VARCHAR, is_primary=True, max_length=MAX_ID + 32)
-    for name, length in [("article_id", MAX_ID), ("text", MAX_TEXT), ("title", MAX_TEXT), ("source", 1024), ("url", MAX_TEXT),
-                         ("author", 1024), ("published", 64), ("path", MAX_TEXT), ("content_hash", 128)]:
-        schema.add_field(name, types.VARCHAR, max_length=length)
-    for name in ("part", "born", "died"):
-        schema.add_field(name, types.INT64)
-    schema.add_field("v", types.FLOAT_VECTOR, dim=len(DUMMY))
-    return schema
-
-
-def chunk_schema(client, dim: int):
-    """The chunk collection: the dense vector, the BM25 vector Milvus makes from `keyword_text`, scalars to filter."""
-    from pymilvus import DataType as types
-    from pymilvus import Function, FunctionType
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", types.INT64, is_primary=True)
-    for name, length in [("article_id", MAX_ID), ("source", 1024), ("published", 64)]:
-        schema.add_field(name, types.VARCHAR, max_length=length)
-    for name in ("day", "start_at", "end_at", "text_at", "born", "died"):
-        schema.add_field(name, types.INT64)
-    schema.add_field("keyword_text", types.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True, analyzer_params=ANALYZER)
-    schema.add_field("dense", types.FLOAT_VECTOR, dim=dim)
-    schema.add_field("sparse", types.SPARSE_FLOAT_VECTOR)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["keyword_text"], output_field_names=["sparse"]))
-    return schema
