@@ -174,9 +174,10 @@ def measure_server(index_dir: Path, questions: list[str]) -> dict:
         process.wait(30)
 
 
-def disk_mb(folder: Path) -> float:
-    """Size of the live generation (or of the whole folder) on disk, in MB."""
-    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6, 1)
+def disk_mb(path: Path) -> float:
+    """Size of a file, or of everything in a folder, in MB."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return round(sum(p.stat().st_size for p in files) / 1e6, 1)
 
 
 def main() -> None:
@@ -188,6 +189,7 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=100)
     parser.add_argument("--work", type=Path, default=Path("/tmp/byline-bench-scale"))
     parser.add_argument("--out", type=Path, required=False)
+    parser.add_argument("--reuse", action="store_true", help="keep an index built by an earlier run (its build figures from --out)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,11 +202,16 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     for size in (int(s) for s in args.sizes.split(",")):
         index_dir = args.work / f"{args.store}-{size}"
-        shutil.rmtree(index_dir, ignore_errors=True)
         settings = Settings(index_dir=index_dir)
         figures = {"load_before": [round(x, 2) for x in os.getloadavg()]}
-        figures.update(build(settings, args.corpus, size))
-        figures["disk_mb"] = disk_mb(index_dir)
+        earlier = results.get(args.store, {}).get(str(size), {})
+        if args.reuse and "build_s" in earlier:
+            figures.update({key: earlier[key] for key in ("build_s", "build_with_text_generation_s", "chunks", "articles", "vector_index")})
+        else:
+            shutil.rmtree(index_dir, ignore_errors=True)
+            figures.update(build(settings, args.corpus, size))
+        milvus_file = Path(getattr(settings, "milvus_uri", "") or "/nonexistent")
+        figures["disk_mb"] = disk_mb(milvus_file if args.store == "milvus" and milvus_file.exists() else index_dir)
         figures.update(measure_server(index_dir, questions))
         figures["load_after"] = [round(x, 2) for x in os.getloadavg()]
         results.setdefault(args.store, {})[str(size)] = figures

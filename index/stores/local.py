@@ -34,11 +34,10 @@ from index.types import Article, Chunk, Filters
 
 MANIFEST, VECTORS, META, KEYWORDS, SOURCES = "manifest.json", "vectors.faiss", "meta.sqlite", "bm25", "sources.json"
 CHUNK_IDS, CHUNK_SOURCES, CHUNK_DATES = "chunk_ids.npy", "chunk_sources.npy", "chunk_dates.npy"
-NPROBE = 32  # IVF lists searched per query
+NPROBE = 16  # IVF lists searched per query (of about the square root of the chunk count)
 SQL_BATCH = 900  # ids per IN (...) clause, under SQLite's variable limit
 MASKS_KEPT = 32  # filter masks kept per store version (a bit per chunk each)
 _ARTICLE_COLUMNS = "a.id, a.text, a.title, a.source, a.url, a.author, a.published, a.path"
-_NEG = np.float32(-np.inf)
 _OPENING = threading.Lock()
 
 
@@ -143,19 +142,14 @@ class LocalStore:
 
     def dense(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """The k chunks nearest to the unit vector among those the filters allow."""
-        mask = self._mask(filters)
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if self._matrix is not None:
-            scores = self._memo("dense", vector.tobytes(), lambda: _inner_products(self._matrix, vector))
-            return self._ids(_top(scores, k, mask))
-        return self._ids(self._ivf_search(vector, k, mask))
+        positions, scores = self._memo("dense", vector.tobytes(), lambda: self._dense_candidates(vector))
+        return self._ids(_top(positions, scores, k, self._mask(filters)))
 
     def keyword(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """The k chunks with the highest BM25 score among those the filters allow (score > 0)."""
-        scores = self._memo("keyword", query, lambda: self.keywords.scores(query))
-        if scores is None:
-            return []
-        return self._ids(_top(scores, k, self._mask(filters), positive=True))
+        positions, scores = self._memo("keyword", query, lambda: self._keyword_candidates(query))
+        return self._ids(_top(positions, scores, k, self._mask(filters)))
 
     def vectors_at(self, positions: np.ndarray) -> np.ndarray:
         """The stored vectors of these chunk positions (for a build that keeps them)."""
@@ -259,21 +253,22 @@ class LocalStore:
             mask &= np.isin(self.chunk_sources, wanted)
         return mask
 
-    def _ivf_search(self, vector: np.ndarray, k: int, mask: np.ndarray | None) -> list[tuple[int, float]]:
-        """An IVF search, restricted to the masked positions through a FAISS bitmap selector."""
-        import faiss
+    def _dense_candidates(self, vector: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Scores of every chunk (flat: positions None), or of the chunks in the IVF lists nearest the query."""
+        if self._matrix is not None:
+            return None, _inner_products(self._matrix, vector)
+        return _ivf_candidates(self.vectors, vector)
 
-        params = None
-        if mask is not None:
-            if not mask.any():
-                return []
-            bits = np.packbits(mask, bitorder="little")
-            params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)), nprobe=NPROBE)
-        scores, positions = self.vectors.search(vector.reshape(1, -1), min(k, len(self.chunk_ids)) or 1, params=params)
-        return [(int(p), float(s)) for p, s in zip(positions[0], scores[0]) if p >= 0]
+    def _keyword_candidates(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and BM25 scores of the chunks that share a word with the query."""
+        scores = self.keywords.scores(query)
+        if scores is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        positions = np.flatnonzero(scores)
+        return positions, scores[positions]
 
     def _memo(self, kind: str, key, compute):
-        """The score array of the last query of this kind on this thread, or a fresh one."""
+        """The candidates of the last query of this kind on this thread (filtered searches reuse them), or fresh ones."""
         last = getattr(self._last, kind, None)
         if last is not None and last[0] == key:
             return last[1]
@@ -325,23 +320,50 @@ def date_number(published: str) -> int:
     return 0
 
 
-def _top(scores: np.ndarray, k: int, mask: np.ndarray | None = None, positive: bool = False) -> list[tuple[int, float]]:
-    """The k best (position, score) pairs, best first, among the masked positions (and scores > 0 if `positive`).
+def _top(positions: np.ndarray | None, scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The k best (position, score) candidates, best first, among those the mask allows (positions None: all).
 
-    >>> _top(np.array([0.1, 0.9, 0.0, 0.5]), 2)
+    >>> _top(None, np.array([0.1, 0.9, 0.0, 0.5]), 2)
     [(1, 0.9), (3, 0.5)]
-    >>> _top(np.array([0.1, 0.9, 0.0, 0.5]), 5, np.array([True, False, True, False]), positive=True)
-    [(0, 0.1)]
+    >>> _top(np.array([4, 7]), np.array([0.3, 0.6]), 5, np.array([0, 0, 0, 0, 1, 0, 0, 0], dtype=bool))
+    [(4, 0.3)]
     """
     if mask is not None:
-        scores = np.where(mask, scores, _NEG)
+        keep = mask if positions is None else mask[positions]
+        positions = np.flatnonzero(keep) if positions is None else positions[keep]
+        scores = scores[keep]
     count = min(k, len(scores))
     if count <= 0:
         return []
     top = np.argpartition(-scores, count - 1)[:count]
     top = top[np.argsort(-scores[top], kind="stable")]
-    floor = 0.0 if positive else _NEG
-    return [(int(p), float(scores[p])) for p in top if scores[p] > floor]
+    chosen = top if positions is None else positions[top]
+    return [(int(p), float(v)) for p, v in zip(chosen, scores[top])]
+
+
+def _ivf_candidates(index, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and inner products of every vector in the `nprobe` IVF lists nearest the query (read in place)."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    _, lists = ivf.quantizer.search(vector.reshape(1, -1), ivf.nprobe)
+    invlists = ivf.invlists
+    positions, scores = [], []
+    for number in (int(n) for n in lists[0] if n >= 0):
+        size = invlists.list_size(number)
+        if not size:
+            continue
+        codes, ids = invlists.get_codes(number), invlists.get_ids(number)
+        try:
+            matrix = faiss.rev_swig_ptr(codes, size * ivf.code_size).view(np.float32).reshape(size, ivf.d)
+            scores.append(_inner_products(matrix, vector))
+            positions.append(faiss.rev_swig_ptr(ids, size).copy())
+        finally:
+            invlists.release_codes(number, codes)
+            invlists.release_ids(number, ids)
+    if not positions:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return np.concatenate(positions), np.concatenate(scores)
 
 
 def _inner_products(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from index.stores.local import (
 from index.types import Article, Chunk
 
 COMMON_WORD = re.compile(r"\b[a-z][a-z'’-]*\b")  # a word written in lower case (kept when its article goes)
-FLAT_MAX = 100_000  # up to this many chunks a query scans every vector; above, an IVF index is built
+FLAT_MAX = 20_000  # up to this many chunks a query scans every vector; above, an IVF index is built
 TRAIN_SAMPLE = 64  # IVF training vectors per list
 NEW_VECTORS = "new-vectors.f32"
 SCHEMA = """
