@@ -36,7 +36,8 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Answer:
-    """A full answer. `mode` is "generated", "extractive" (quoted fallback) or "abstained"."""
+    """A full answer. `mode` is "evidence" (built from the evidence alone), "generated" (the model's checked
+    sentences joined it) or "abstained"."""
 
     question: str
     answer: str
