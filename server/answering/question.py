@@ -34,7 +34,11 @@ _CAUSAL = re.compile(
 )
 _YES_NO = re.compile(r"(?:^\W*|,\s*)(?:does|did|do|is|was|were|are|has|have|had|can|could|would|will|should)\b", re.IGNORECASE)
 _PART = re.compile(r"(?:,\s*|\s+)(?:and|but)\s+(?=(?:why|when|how many|how much|who|where|which|what)\b)", re.IGNORECASE)
-_PERSON = re.compile(r"\b(who|whom|individual|person|people|ceo|chief|founder|executive|player|coach|minister|leader|man|woman)\b", re.IGNORECASE)
+_PERSON = re.compile(
+    r"\b(who|whom|individual|person|people|ceo|chief|founder|executive|player|coach|minister|leader|man|woman|star|artist|"
+    r"singer|athlete|actor|actress|prodigy|entrepreneur|billionaire|politician|quarterback|driver|author)\b",
+    re.IGNORECASE,
+)
 _ORGANIZATION = re.compile(r"\b(company|companies|firm|organi[sz]ation|business|brand|platform|carmaker|maker|group|team|club|agency|bank|startup|network|service)\b", re.IGNORECASE)
 
 
@@ -77,9 +81,11 @@ def intent_of(part: str) -> Intent:
         return Intent(text, "why")
     if re.match(r"(?:summari[sz]e|tell me (?:about|more)|describe|give (?:me )?an? (?:overview|summary)|what happened|what'?s new)\b", lowered):
         return Intent(text, "summary")
-    if re.match(r"(?:who|whom|whose)\b|(?:which|what)\s+(?:\w+\s+){0,3}?(?:company|companies|firm|individual|person|people|"
-                r"organi[sz]ation|team|club|country|city|town|place|entity|business|brand|platform|player|group|type|kind)\b", lowered):
-        kind = "person" if _PERSON.search(text) and not _ORGANIZATION.search(text.split(",")[0]) else "organization" if _ORGANIZATION.search(text) else ""
+    if re.match(r"(?:who|whom|whose|which)\b|what\s+(?:is|was|are|were)\s+the\s+name|what\s+(?:\w+\s+){0,2}?(?:company|companies|firm|"
+                r"individual|person|people|organi[sz]ation|team|club|country|city|town|place|entity|business|brand|platform|"
+                r"player|group|type|kind|service|tool|app|product|model|device|event)\b", lowered):
+        head = text.split(",")[0]
+        kind = "person" if lowered.startswith("who") or _PERSON.search(head) else "organization" if _ORGANIZATION.search(head) else ""
         return Intent(text, "entity", entity_type=kind)
     if _YES_NO.search(text):
         return Intent(text, "yes_no")
