@@ -53,7 +53,7 @@ def test_how_much_finds_fell_for_fall():
 
 def test_who_opens_with_the_name_and_prefers_a_person():
     sentences, _ = answer("Who manages Riverside Rovers?")
-    assert sentences[0].text.startswith("Sandra Keane, according to Riverside Gazette")
+    assert sentences[0].text == "Sandra Keane."
     assert sentences[0].supported and sentences[0].citations
 
 

@@ -10,15 +10,17 @@ when `verdict.check_claims` can check it.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection, Sequence
 
 from server.answering.abstain import folded, named_entities
 from server.answering.citations import is_near_duplicate, make_citation
-from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words
+from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, sources_named
 from server.answering.question import Intent, answers_kind, outlets_named, question_parts
 from server.answering.types import Citation, Sentence
-from server.answering.verdict import check_claims, sources_named
+from server.answering.verdict import check_claims
 
+STOPWORDS_CAPITALIZED = frozenset(w.capitalize() for w in STOPWORDS)
 _ARTICLE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]")
 _TITLES = frozenset(
     "manager coach striker substitute captain goalkeeper midfielder defender player runner governor minister president "
@@ -33,6 +35,7 @@ _ORG_WORD = re.compile(
     r"Government|Ministry|Association|Club|Semiconductor|Technologies|Systems|Energy|Foundation)\b"
 )
 MAX_SENTENCES = 6
+MENTION_WEIGHT = 0.2  # per evidence sentence naming a candidate answer (up to five)
 REFERRING_PENALTY = 0.7  # "His comments came days after …" leans on a sentence the reader doesn't see
 _REFERRING = re.compile(r"\W*(he|she|his|her|they|their|it|its|this|that|these|those|such|the move|the decision)\b", re.IGNORECASE)
 TYPED_FLOOR = 0.6  # a sentence with the kind of fact asked for opens the answer only if it scores this share of the best
@@ -132,18 +135,43 @@ def best_entity(
             per_article = scores.setdefault(name, {})
             per_article[passage.n] = max(per_article.get(passage.n, 0.0), sentence.score * weight)
             support.setdefault(name, []).append((sentence, passage))
-    # A short form ("Tavares") counts for the full name ("Carlos Tavares") it is part of.
-    for short in list(scores):
-        longer = [n for n in scores if n != short and set(short.split()) < set(n.split())]
-        if longer:
-            full = max(longer, key=lambda n: sum(scores[n].values()))
+    # A surname ("Tavares", "Bankman-Fried") counts for the full name it ends ("Carlos Tavares"); a name that
+    # opens a longer one ("Google" in "Google Play") gets the longer one's mentions too.
+    for short in sorted(scores, key=lambda n: len(n.split())):
+        if short not in scores:
+            continue
+        words = short.split()
+        ending = [n for n in scores if n != short and n.split()[-len(words):] == words]
+        if ending:
+            full = max(ending, key=lambda n: sum(scores[n].values()))
             for n, value in scores.pop(short).items():
                 scores[full][n] = max(scores[full].get(n, 0.0), value)
             support[full] += support.pop(short)
+            continue
+        for longer in [n for n in scores if n != short and n.split()[: len(words)] == words]:
+            for n, value in scores[longer].items():
+                scores[short][n] = max(scores[short].get(n, 0.0), value)
+            support[short] += support[longer]
     if not scores:
         return "", []
-    name = max(scores, key=lambda n: (sum(scores[n].values()), len(scores[n])))
+    # The best sentence per article, summed over articles, plus how often the evidence names it.
+    name = max(scores, key=lambda n: (sum(scores[n].values()) + MENTION_WEIGHT * min(5, len(support[n])), len(scores[n])))
+    if intent.entity_type == "person" and len(name.split()) == 1:
+        name = full_name(name, [p.hit.text for p in passages])
     return name, support[name]
+
+
+def full_name(surname: str, texts: Sequence[str]) -> str:
+    """The full name a surname stands for in the texts (the most frequent "First Last"), or the surname.
+
+    >>> full_name("Swift", ["Taylor Swift sang.", "Swift waved.", "Taylor Swift left."]), full_name("Rome", ["Rome waits."])
+    ('Taylor Swift', 'Rome')
+    """
+    forms = Counter(m.group(1) for text in texts for m in re.finditer(rf"\b((?:[A-Z][\w'’-]+\s+){{1,2}}{re.escape(surname)})\b", text))
+    for form, _ in forms.most_common():
+        if form.split()[0] not in STOPWORDS_CAPITALIZED:
+            return form
+    return surname
 
 
 def bare_name(name: str, common: Collection[str] = frozenset()) -> str:
@@ -199,6 +227,11 @@ def compose(question: str, passages: Sequence[Passage], common: Collection[str] 
     ['Eastbrook Daily reports that work starts in September.', 'The council voted.']
     """
     parts = question_parts(question)
+    # A question that names outlets is about their reporting: the answer draws on their articles when it can.
+    named = sources_named(question, [source_of(p) for p in passages])
+    own = [p for p in passages if source_of(p) in named]
+    if own:
+        passages = own
     order = ranked(passages)
     chosen: list[tuple[str, EvidenceSentence, Passage]] = []  # (prefix, sentence, passage)
     openings: list[Sentence] = []
@@ -213,9 +246,7 @@ def compose(question: str, passages: Sequence[Passage], common: Collection[str] 
             name, naming = best_entity(intent, question, passages, common)
             if name:
                 cited = list(dict.fromkeys(p.n for _, p in naming))[:3]
-                sources = list(dict.fromkeys(source_of(p) for _, p in naming if source_of(p)))[:3]
-                said = f"{name}, according to {_join(sources)}." if sources else f"{name}."
-                openings.append(Sentence(said, tuple(cited), True, 1.0))
+                openings.append(Sentence(f"{name}.", tuple(cited), True, 1.0))
                 for sentence, passage in naming:
                     if passage.n in cited:
                         citations.setdefault(passage.n, make_citation(passage, sentence))
@@ -239,7 +270,7 @@ def compose(question: str, passages: Sequence[Passage], common: Collection[str] 
             take(*typed[0])
         elif order:
             take(*order[0])
-    for outlet in sources_named(question, [source_of(p) for p in passages]) or outlets_named(question):
+    for outlet in named or outlets_named(question):
         own = [(s, p) for s, p in order if folded(outlet) in folded(source_of(p))]
         if own and not any(folded(outlet) in folded(source_of(p)) for _, _, p in chosen):
             take(*own[0])
@@ -264,8 +295,3 @@ def _render(
         sentences.append(Sentence(prefix + text, (passage.n,), True, round(sentence.score, 3)))
         citations.setdefault(passage.n, make_citation(passage, sentence))
     return sentences, [citations[n] for n in sorted(citations)]
-
-
-def _join(names: list[str]) -> str:
-    """Names as prose: "A", "A and B", "A, B and C"."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

@@ -227,12 +227,11 @@ def score_sentences(
     for s, value in zip(candidates, shared):
         article = s.hit.article_id if s.hit else ""
         article_best[article] = max(article_best.get(article, 0.0), value)
-    asked = f" {' '.join(re.findall(r'[a-z0-9]+', question.lower()))} "
-    named = {source: _names_source(asked, source) for source in {s.hit.source for s in candidates if s.hit and s.hit.source}}
+    named = set(sources_named(question, [s.hit.source for s in candidates if s.hit and s.hit.source]))
     lexical = [
         value
         + ARTICLE_WEIGHT * article_best[s.hit.article_id if s.hit else ""]
-        + (OUTLET_BONUS if s.hit and named.get(s.hit.source) else 0.0)
+        + (OUTLET_BONUS if s.hit and s.hit.source in named else 0.0)
         + 0.3 / (1 + s.hit_rank)
         + (TYPE_BONUS if any(answers_kind(kind, s.text) for kind in kinds) else 0.0)
         for s, value in zip(candidates, shared)
@@ -253,16 +252,18 @@ def score_sentences(
     ]
 
 
-def _names_source(asked: str, source: str) -> bool:
-    """Whether the question (lower-cased words, space-padded) names the outlet, with or without "The".
+def sources_named(text: str, sources: Sequence[str]) -> list[str]:
+    """The outlets among `sources` whose name, as written (a leading "The" optional), text mentions; longest first.
 
-    >>> _names_source(" what did the verge say ", "The Verge"), _names_source(" what did wired say ", "The Verge")
-    (True, False)
+    >>> sources_named("Did the Verge article agree?", ["The Verge", "Wired"]), sources_named("Under the age of 30?", ["The Age"])
+    (['The Verge'], [])
     """
-    words = re.findall(r"[a-z0-9]+", source.lower())
-    if words[:1] == ["the"]:
-        words = words[1:]
-    return bool(words) and f" {' '.join(words)} " in asked
+    named = []
+    for source in dict.fromkeys(sources):
+        name = re.sub(r"^The\s+", "", (source or "").strip())
+        if name and re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text):
+            named.append(source)
+    return sorted(named, key=len, reverse=True)
 
 
 def passage_header(hit: Hit) -> str:

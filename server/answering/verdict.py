@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from server.answering.abstain import folded
-from server.answering.evidence import EvidenceSentence, Passage, content_words, has_negation, overlap
+from server.answering.evidence import EvidenceSentence, Passage, content_words, has_negation, overlap, sources_named
 from server.answering.question import outlets_named
 
 CLAIM_MATCH = 0.7  # share of a claim's words one evidence sentence must hold for the claim to count as found
@@ -38,17 +38,6 @@ def claims_of(question: str, sources: Sequence[str] = ()) -> list[tuple[str, str
             named = sources_named(clause, sources) or outlets_named(clause)
             result.append((clause, named[0] if named else ""))
     return result
-
-
-def sources_named(text: str, sources: Sequence[str]) -> list[str]:
-    """The outlets among `sources` whose name (without a leading "The") text mentions, longest name first.
-
-    >>> sources_named("Did the Verge article agree?", ["The Verge", "Wired"])
-    ['The Verge']
-    """
-    lowered = f" {folded(text)} "
-    named = [s for s in dict.fromkeys(sources) if s and f" {folded(s).removeprefix('the ')} " in lowered]
-    return sorted(named, key=len, reverse=True)
 
 
 def claim_terms(clause: str, outlet: str) -> set[str]:
