@@ -125,9 +125,12 @@ def best_entity(
     scores: dict[str, dict[int, float]] = {}
     support: dict[str, list[tuple[EvidenceSentence, Passage]]] = {}
     asked_terms = content_words(question)
+    texts = [p.hit.text for p in passages]
     for sentence, passage in ranked(passages):
         for raw in named_entities(sentence.text):
             name = bare_name(raw, common)
+            if intent.entity_type == "person" and len(name.split()) == 1:
+                name = full_name(name, texts)  # "Altman" is "Sam Altman" where the evidence says so
             key = folded(name)
             if not name or key in asked or any(key in o or o in key for o in outlets if o) or all(w in asked.split() for w in key.split()):
                 continue
@@ -149,15 +152,19 @@ def best_entity(
             support[full] += support.pop(short)
             continue
         for longer in [n for n in scores if n != short and n.split()[: len(words)] == words]:
-            for n, value in scores[longer].items():
-                scores[short][n] = max(scores[short].get(n, 0.0), value)
-            support[short] += support[longer]
+            # "Google" gets the mentions of "Google Play" when it is named alone as often; "Beeper" is "Beeper Mini".
+            keep, fold = (short, longer) if len(support[short]) >= len(support[longer]) else (longer, short)
+            for n, value in scores[fold].items():
+                scores[keep][n] = max(scores[keep].get(n, 0.0), value)
+            support[keep] += support[fold]
+            if keep == longer:
+                scores.pop(short)
+                support.pop(short)
+                break
     if not scores:
         return "", []
     # The best sentence per article, summed over articles, plus how often the evidence names it.
     name = max(scores, key=lambda n: (sum(scores[n].values()) + MENTION_WEIGHT * min(5, len(support[n])), len(scores[n])))
-    if intent.entity_type == "person" and len(name.split()) == 1:
-        name = full_name(name, [p.hit.text for p in passages])
     return name, support[name]
 
 
