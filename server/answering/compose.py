@@ -126,6 +126,7 @@ def best_entity(
     support: dict[str, list[tuple[EvidenceSentence, Passage]]] = {}
     asked_terms = content_words(question)
     texts = [p.hit.text for p in passages]
+    common = CommonHere(common, " ".join(texts))
     for sentence, passage in ranked(passages):
         for raw in named_entities(sentence.text):
             name = bare_name(raw, common)
@@ -179,6 +180,24 @@ def full_name(surname: str, texts: Sequence[str]) -> str:
         if form.split()[0] not in STOPWORDS_CAPITALIZED:
             return form
     return surname
+
+
+class CommonHere:
+    """`word in words`: a word the archive writes in lower case and the evidence doesn't write capitalized more often
+    (so "Google", which some article writes in a URL as "google", is still a name here).
+
+    >>> words = CommonHere({"google", "business"}, "Google won. Google sued. Business groups said business was slow.")
+    >>> "google" in words, "business" in words, "rome" in words
+    (False, True, False)
+    """
+
+    def __init__(self, archive: Collection[str], text: str):
+        self.archive = archive
+        self.lower = Counter(re.findall(r"\b[a-z][a-z'’-]*\b", text))
+        self.capital = Counter(w.lower() for w in re.findall(r"\b[A-Z][a-z'’-]*\b", text))
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and word in self.archive and self.lower[word] >= self.capital[word]
 
 
 def bare_name(name: str, common: Collection[str] = frozenset()) -> str:
