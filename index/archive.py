@@ -45,22 +45,12 @@ class SavedUpload:
 
 
 def list_articles(searcher, offset: int = 0, limit: int = 50, query: str = "") -> ArticlePage:
-    """A page of the articles the searcher serves, ordered by title then path; `query` filters on title or file."""
+    """A page of the articles the searcher's live Store holds (ordered by title, then path; `query` matches either)."""
     try:
-        store = getattr(searcher, "store", None)  # a Store (index/stores/base.py) where the searcher has one
-        if store is not None:
-            articles, total = store.list_articles(offset, limit, query)
-            return ArticlePage(list(articles), total, offset, limit)
-        indexed = searcher.snapshot.articles.values()
+        articles, total = searcher.store.list_articles(offset, limit, query)
     except IndexNotBuilt:
         return ArticlePage([], 0, offset, limit)
-    wanted = query.casefold().strip()
-    matching = [
-        a for a in indexed
-        if not wanted or wanted in a.title.casefold() or wanted in a.path.casefold()
-    ]
-    matching.sort(key=lambda a: (a.title.casefold(), a.path))
-    return ArticlePage(matching[offset : offset + limit], len(matching), offset, limit)
+    return ArticlePage(list(articles), total, offset, limit)
 
 
 def safe_upload_name(name: str) -> str:

@@ -97,26 +97,28 @@ def test_delete_removes_the_articles_file_only_inside_the_corpus(tmp_path):
 ARTICLES = {f"id{n}": Article(f"id{n}", "text", title=f"Story {n:02d}", path=f"s{n}.md") for n in range(30)}
 
 
-def test_listing_pages_and_searches_the_snapshot():
-    searcher = SimpleNamespace(snapshot=SimpleNamespace(articles=ARTICLES))
-    page = list_articles(searcher, offset=25, limit=10)
-    assert page.total == 30 and [a.title for a in page.articles] == [f"Story {n}" for n in range(25, 30)]
-    found = list_articles(searcher, query="story 1")
-    assert found.total == 10 and found.articles[0].title == "Story 10"
-    assert list_articles(searcher, query="s29.md").articles == [ARTICLES["id29"]]
-
-
-def test_listing_uses_the_store_where_the_searcher_has_one():
+def test_listing_asks_the_live_store():
     calls = []
     store = SimpleNamespace(list_articles=lambda *args: calls.append(args) or ([ARTICLES["id3"]], 1))
     page = list_articles(SimpleNamespace(store=store), 0, 5, "Story 03")
     assert calls == [(0, 5, "Story 03")] and page.articles == [ARTICLES["id3"]] and page.total == 1
 
 
-def test_listing_before_any_index_is_empty():
-    class Unbuilt:
-        @property
-        def snapshot(self):
-            raise IndexNotBuilt("no index yet")
+def test_listing_pages_and_searches_a_built_index(three_articles, tmp_path, fake_embedder):
+    from index.build import build_index
+    from index.retrieve import Searcher
 
-    assert list_articles(Unbuilt()).total == 0
+    build_index(three_articles, tmp_path / "index", fake_embedder)
+    searcher = Searcher(tmp_path / "index", fake_embedder)
+    everything = list_articles(searcher, 0, 2)
+    # by title: the untitled weather note first
+    assert everything.total == 3 and [a.path for a in everything.articles] == ["weather.txt", "dongfeng.md"]
+    assert [a.path for a in list_articles(searcher, 2, 2).articles] == ["stellantis.md"]
+    assert [a.title for a in list_articles(searcher, query="STELLANTIS").articles] == ["Stellantis warns about Chinese rivals"]
+    assert [a.path for a in list_articles(searcher, query="weather.txt").articles] == ["weather.txt"]
+
+
+def test_listing_before_any_index_is_empty(tmp_path, fake_embedder):
+    from index.retrieve import Searcher
+
+    assert list_articles(Searcher(tmp_path / "no-index", fake_embedder)).total == 0
