@@ -8,6 +8,7 @@ thread-safe view of an index that swaps in a new `Retriever` when a build is pub
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,14 +186,20 @@ def _narrowed(filters: Filters | None, sources) -> Filters:
 class Searcher:
     """A live, thread-safe view of an index; `reload()` swaps in a newly published version atomically."""
 
-    def __init__(self, index, embedder, chunk=None, settings: RetrievalSettings = RetrievalSettings()):
-        """`index` is a store Backend (index/stores/base.py), or a folder for the local store."""
+    def __init__(self, index, embedder, chunk=None, settings: RetrievalSettings = RetrievalSettings(), check_every: float = 0.0):
+        """`index` is a store Backend (index/stores/base.py), or a folder for the local store.
+
+        With `check_every` > 0, a search first looks (at most that often, in seconds) whether another process
+        published a newer version, and swaps it in: several servers on one index follow each other's builds.
+        """
         from index.stores.local import LocalBackend
 
         self.backend = LocalBackend(Path(index)) if isinstance(index, (str, Path)) else index
         self.embedder = embedder
         self.chunk = chunk
         self.settings = settings
+        self.check_every = check_every
+        self._checked = time.monotonic()
         self._reload_lock = threading.Lock()
         self._retriever: Retriever | None = None
         self.reload()
@@ -212,6 +219,9 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """Fused, diverse hits from the current version (see Retriever.search)."""
+        if self.check_every > 0 and time.monotonic() - self._checked >= self.check_every:
+            self._checked = time.monotonic()
+            self.reload()
         return self.retriever.search(query, k, filters)
 
     def article(self, article_id: str) -> Article:

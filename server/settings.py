@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
         description="Prefix of the Milvus collections holding the index (<prefix>_chunks_d<dim>, _articles, _meta).",
     )
+    reload_check_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often (seconds) a server looks for an index version another process published; 0: only after its own rebuilds.",
+    )
     corpus_dir: Path = Field(
         default=REPO_ROOT / "corpus",
         description="Folder of articles that `byline index` and the rebuild endpoint read.",

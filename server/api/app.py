@@ -83,7 +83,7 @@ def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, search
         from index.retrieve import Searcher
         from index.stores.base import store_backend
 
-        searcher = Searcher(store_backend(settings), embedder, settings.chunk_settings())
+        searcher = Searcher(store_backend(settings), embedder, settings.chunk_settings(), check_every=settings.reload_check_s)
     if answerer is None:
         if llm is None:
             from server.llm import make_llm
