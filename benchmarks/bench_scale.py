@@ -13,7 +13,8 @@ For each size it writes `{STORE: {N: {build_s, disk_mb, start_s, rss_mb, search_
   index's share of a start; loading MiniLM and the LLM adds their own seconds on top.
 - rss_mb: the server's resident memory right after /readyz, and again after the searches.
 - search: GET /api/search (fused search, k=10) for dev questions of MultiHop-RAG, over HTTP, after a warm-up.
-Milvus: `--store milvus` builds through index/stores/milvus.py with BYLINE_MILVUS_URI from the environment.
+Milvus: `--store milvus` builds through index/stores/milvus.py into BYLINE_MILVUS_URI if it is a server's
+http:// URI, else into a Milvus Lite file in the size's work folder (disk_mb is then that file).
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def build(settings, corpus: Path, size: int) -> dict:
         writer.commit(manifest)
         writer_seconds += time.perf_counter() - begin
     store = backend.open()
+    if hasattr(backend, "close"):
+        backend.close()  # a Milvus Lite file opens in one process at a time: the server's, next
     return {"build_s": round(writer_seconds, 1), "build_with_text_generation_s": round(time.perf_counter() - started, 1),
             "chunks": store.counts()[1], "articles": store.counts()[0], "vector_index": store.manifest.vector_index}
 
@@ -128,11 +131,13 @@ def serve(index_dir: Path, port: int) -> None:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB."""
+    """Resident memory of a process and its children in MB (Milvus Lite's engine is a child of the server)."""
+    kilobytes = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+            kilobytes = int(line.split()[1])
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    return round(kilobytes / 1024 + sum(rss_mb(child) for child in children), 1)
 
 
 def measure_server(index_dir: Path, questions: list[str]) -> dict:
@@ -202,6 +207,8 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     for size in (int(s) for s in args.sizes.split(",")):
         index_dir = args.work / f"{args.store}-{size}"
+        if args.store == "milvus" and not os.environ.get("BYLINE_MILVUS_URI", "").startswith("http"):
+            os.environ["BYLINE_MILVUS_URI"] = str(index_dir / "milvus.db")  # a Lite file per size
         settings = Settings(index_dir=index_dir)
         figures = {"load_before": [round(x, 2) for x in os.getloadavg()]}
         earlier = results.get(args.store, {}).get(str(size), {})

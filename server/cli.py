@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -161,6 +162,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate retrieval or answers on a MultiHop-RAG-format query file."""
     settings = _settings(args)
     index_dir = _eval_index_dir(args, settings)
+    # Milvus too keeps the eval's index apart from the live one: collections named after the eval folder.
+    eval_collection = f"{settings.milvus_collection}_{re.sub(r'[^A-Za-z0-9_]', '_', index_dir.name)}"
+    settings = settings.model_copy(update={"index_dir": index_dir, "milvus_collection": eval_collection})
     if args.mode == "answer":
         from server.answering.evaluate import evaluate_answers
 
@@ -181,7 +185,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         k=args.k or 10,
         chunk=settings.chunk_settings(),
         limit=args.limit,
-        backend=store_backend(settings.model_copy(update={"index_dir": index_dir})),
+        backend=store_backend(settings),
     )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     if args.out:
