@@ -46,6 +46,15 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=SHARED / "queries_dev.json")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="milvus-analyzer-") as work:
+        results = compare(args.corpus, args.queries, Path(work))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+def compare(corpus: Path, queries_file: Path, work: Path) -> dict:
+    """BM25 figures of the local store and of each candidate analyzer, with their overlap."""
     os.environ.setdefault("RUST_LOG", "error")
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
@@ -56,11 +65,10 @@ def main() -> None:
     from index.stores.keyword import KeywordIndex, build_keyword_index
     from index.stores.milvus_schema import BM25_PARAMS
 
-    articles = {a.id: a for a in read_corpus(args.corpus).articles}
+    articles = {a.id: a for a in read_corpus(corpus).articles}
     chunks, _ = chunk_articles(tuple(articles.values()), ChunkSettings(), 0)
     texts = [f"{articles[c.article_id].title}\n{c.text}" for c in chunks]
-    queries = [q for q in load_queries(args.queries) if q.facts]
-    work = Path(tempfile.mkdtemp(prefix="milvus-analyzer-"))
+    queries = [q for q in load_queries(queries_file) if q.facts]
 
     def figures(rank) -> dict:
         rows = [score_ranking([chunks[i].text for i in rank(q.query)], q.facts, K) for q in queries]
@@ -100,9 +108,8 @@ def main() -> None:
                          "search_ms": round((time.perf_counter() - began) * 1000 / len(queries), 2), "analyzer": analyzer}
         print(name, results[name] | {"analyzer": "..."}, flush=True)
     results["load_avg"] = [round(x, 2) for x in os.getloadavg()]
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(results, indent=2))
+    client.close()
+    return results
 
 
 if __name__ == "__main__":
