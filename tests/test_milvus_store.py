@@ -247,3 +247,23 @@ def test_kill_9_between_adds_of_a_build_into_a_lite_file_keeps_the_previous_stat
     assert store.counts() == (302, 302) and "Gen News" in store.sources()
     rows = backend.count(backend.articles, "part >= 0")
     assert rows == backend.count(backend.articles, visible(backend.live().generation, backend.live().floor)) + 1  # + weather, kept for the previous version
+
+
+def test_the_server_rebuild_runs_beside_its_searcher_on_one_lite_file(three_articles, tmp_path, fake_embedder):
+    from index.build import build_from_settings
+    from index.retrieve import Searcher
+    from index.stores.base import store_backend
+    from server.api.rebuild import Rebuilder
+    from server.settings import Settings
+
+    settings = Settings(store="milvus", milvus_uri=str(tmp_path / "served.db"), index_dir=tmp_path / "ix", corpus_dir=three_articles)
+    build_from_settings(settings, fake_embedder)
+    searcher = Searcher(store_backend(settings), fake_embedder, settings.chunk_settings())
+    before = searcher.store.version
+    (three_articles / "snow.md").write_text("---\ntitle: Snow in Aberdeen\n---\nSnow closed every school in Aberdeen.\n")
+    rebuilder = Rebuilder(settings, fake_embedder, searcher)
+    rebuilder.start()
+    status = rebuilder.wait(120)
+    assert status.last_error is None and status.last_summary["added"] == 1
+    assert searcher.store.version == status.generation != before
+    assert searcher.search("snow Aberdeen schools", k=1)[0].title == "Snow in Aberdeen"

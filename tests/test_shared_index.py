@@ -95,6 +95,7 @@ def test_two_servers_answer_from_whole_versions_while_another_process_rebuilds(s
         new = rankings[0]
         assert stellantis not in {article for article, _ in new}
         for answers in seen:
+            assert answers[0] == old  # polled while the rebuild ran
             assert set(answers) <= {old, new}
             first_new = answers.index(new)
             assert all(answer == new for answer in answers[first_new:])  # never back to the old version
