@@ -103,7 +103,7 @@ class LocalBackend:
 
 
 class LocalStore:
-    """One generation, memory-mapped. Thread-safe; the last query's score arrays are reused per thread."""
+    """One generation, memory-mapped. Thread-safe; the last query's candidates are reused per thread."""
 
     def __init__(self, path: Path, manifest: Manifest):
         import faiss
@@ -137,6 +137,7 @@ class LocalStore:
         self._db_lock = threading.Lock()
         self._last = threading.local()
         self._masks: dict[Filters, np.ndarray] = {}  # the last few filters' masks (per-source searches repeat them)
+        self._masks_lock = threading.Lock()
 
     # -- searching ---------------------------------------------------------------------------------
 
@@ -235,11 +236,14 @@ class LocalStore:
         """Boolean mask over chunk positions allowed by the filters (exact source names); None: all."""
         if filters is None or (filters.after is None and filters.before is None and not filters.sources):
             return None
-        mask = self._masks.get(filters)
+        with self._masks_lock:
+            mask = self._masks.get(filters)
         if mask is None:
-            if len(self._masks) >= MASKS_KEPT:
-                self._masks.pop(next(iter(self._masks)), None)
-            mask = self._masks[filters] = self._compute_mask(filters)
+            mask = self._compute_mask(filters)
+            with self._masks_lock:
+                if len(self._masks) >= MASKS_KEPT:
+                    self._masks.pop(next(iter(self._masks)))
+                self._masks[filters] = mask
         return mask
 
     def _compute_mask(self, filters: Filters) -> np.ndarray:
