@@ -6,11 +6,8 @@ The `milvus` backend joins by adding its kind to STORE_KINDS and its settings to
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from index.build import build_index
@@ -19,7 +16,6 @@ from index.stores.base import store_backend
 from index.types import Article, Chunk, Filters
 from server.settings import Settings
 
-TESTS = Path(__file__).resolve().parent
 STORE_KINDS = ["local", "milvus"]
 
 
