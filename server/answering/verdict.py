@@ -15,7 +15,7 @@ from server.answering.abstain import folded
 from server.answering.evidence import EvidenceSentence, Passage, content_words, has_negation, overlap, sources_named
 from server.answering.question import outlets_named
 
-CLAIM_MATCH = 0.5  # share of a claim's words one evidence sentence (from its outlet) must hold for the claim to count as found
+CLAIM_MATCH = 0.8  # share of a claim's words one evidence sentence (from its outlet) must hold for the claim to count as found
 SHOWN_MATCH = 0.35  # below this, the best sentence isn't shown as what the source reports on the claim
 _CLAUSE = re.compile(r",?\s+(?:while|whereas)\s+|,\s+(?:and|but)\s+|;\s*|,\s+with\s+")
 _SCAFFOLD = content_words(
