@@ -267,3 +267,15 @@ def test_the_server_rebuild_runs_beside_its_searcher_on_one_lite_file(three_arti
     assert status.last_error is None and status.last_summary["added"] == 1
     assert searcher.store.version == status.generation != before
     assert searcher.search("snow Aberdeen schools", k=1)[0].title == "Snow in Aberdeen"
+
+
+def test_a_failing_milvus_call_is_store_unavailable_naming_where():
+    from pymilvus.exceptions import MilvusException
+
+    class Refusing:
+        def search(self, *args, **kwargs):
+            raise MilvusException(message="failed to connect to all addresses")
+
+    calls = milvus.MilvusCalls(Refusing(), "http://milvus:19530 (collection byline)")
+    with pytest.raises(StoreUnavailable, match=r"Milvus at http://milvus:19530 \(collection byline\) failed in search: failed to connect"):
+        calls.search("byline_chunks_d384", data=["floods"])

@@ -107,11 +107,11 @@ class MilvusBackend:
         return cls(settings.milvus_uri, settings.milvus_collection, Path(settings.index_dir) / "milvus-build-lock")
 
     @property
-    def client(self):
+    def client(self) -> MilvusCalls:
         """The pymilvus client, connected on first use (Milvus Lite starts its engine then)."""
         with self._client_lock:
             if self._client is None:
-                self._client = connect(self.uri, self.lite)
+                self._client = MilvusCalls(connect(self.uri, self.lite), self.where)
             return self._client
 
     def rebuild_hint(self) -> str:
@@ -194,6 +194,26 @@ class MilvusBackend:
     def count(self, collection: str, expression: str) -> int:
         """How many rows match an expression."""
         return int(self.query(collection, expression, ["count(*)"])[0]["count(*)"])
+
+
+class MilvusCalls:
+    """A MilvusClient whose failures (Milvus down, timed out, refusing a call) raise StoreUnavailable naming where."""
+
+    def __init__(self, client, where: str):
+        self._client, self._where = client, where
+
+    def __getattr__(self, name: str):
+        from pymilvus.exceptions import MilvusException
+
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except MilvusException as error:
+                raise StoreUnavailable(f"Milvus at {self._where} failed in {name}: {error.message}") from None
+
+        return call
 
 
 def connect(uri: str, lite: Path | None):
