@@ -1,13 +1,16 @@
 """Benchmark indexing and search on a MultiHop-RAG-format corpus (a script, not a test).
 
     python benchmarks/bench_index.py --corpus /work/shared/bench/multihop-rag/corpus.json \\
-        --out results/bench_index.json
+        --out results/bench_index.json [--backend onnx|torch] [--retrieval]
 
-Measures, with the real embedder:
+Measures, with the real embedder of the chosen backend (default: the settings' choice, ONNX int8):
   - a full build of the corpus (seconds, chunks/s, and the reading/embedding/writing split);
   - an incremental re-index after one article changes (on a copy of the corpus and of the index);
-  - search latency p50/p95 over dev queries, for the fused search and dense-only.
-The full index is left in --index-dir (default /tmp/byline-bench-index) for others to reuse.
+  - query embedding latency (one dev question at a time) and search latency p50/p95, fused and dense-only;
+  - `byline search` in a fresh process on an index of the sample corpus/ (wall seconds, and whether torch loaded);
+  - with --retrieval, the dev-set retrieval figures on the built index (index/evaluate.py).
+The load average goes next to every figure: the machine may be shared. The full index is left in
+--index-dir (default /tmp/byline-bench-index) for others to reuse.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +36,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from index.build import build_index  # noqa: E402
 from index.chunking import ChunkSettings  # noqa: E402
-from index.embed import SentenceTransformerEmbedder  # noqa: E402
+from index.embed import choose_backend, load_embedder  # noqa: E402
 from index.stores.local import LocalBackend  # noqa: E402
 from server.settings import Settings  # noqa: E402
+
+SEARCH_QUERY = "Dongfeng plant Italy"
+HEAVY_MODULES = ("torch", "sentence_transformers", "transformers")
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages, rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 class StageClock:
@@ -58,19 +70,6 @@ class StageClock:
             end = self.stages[following][0] if following else self.stages[name][1]
             out[name] = round(end - self.stages[name][0], 3)
         return out
-
-
-class Bf16Embedder:
-    """Runs another embedder under CPU bf16 autocast (a bench-only trial: vectors match fp32 to cosine 0.9999+)."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.dim = inner, inner.name, inner.dim
-
-    def embed(self, texts, progress=None):
-        import torch
-
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.inner.embed(texts, progress=progress)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -97,6 +96,7 @@ def full_build(corpus: Path, index_dir: Path, embedder, chunk: ChunkSettings) ->
         "chunks_per_second": round(summary.chunks_embedded / summary.seconds, 1),
         "embedding_chunks_per_second": round(summary.chunks_embedded / clock.seconds()["embedding"], 1),
         "stage_seconds": clock.seconds(),
+        "load_average": load_average(),
     }
 
 
@@ -122,6 +122,7 @@ def one_article_changed(corpus: Path, index_dir: Path, embedder, chunk: ChunkSet
             "chunks_embedded": summary.chunks_embedded,
             "stage_seconds": clock.seconds(),
             "load_index_seconds": round(time.perf_counter() - load_started, 3),
+            "load_average": load_average(),
         }
 
 
@@ -140,7 +141,9 @@ def search_latency(index_dir: Path, queries: Path, embedder, chunk: ChunkSetting
     sample = questions[::step][:count]
     retriever.search(sample[0], k=10)  # warm-up
     out = {"queries": len(sample), "load_index_seconds": round(loaded, 3), "retriever_ready_seconds": round(ready, 3)}
-    for name, search in (("fused", retriever.search), ("dense", retriever.dense), ("keyword", retriever.keyword)):
+    embed_one = lambda question, k: embedder.embed([question])  # noqa: E731
+    searches = (("query_embedding", embed_one), ("fused", retriever.search), ("dense", retriever.dense), ("keyword", retriever.keyword))
+    for name, search in searches:
         times = []
         for question in sample:
             began = time.perf_counter()
@@ -151,7 +154,46 @@ def search_latency(index_dir: Path, queries: Path, embedder, chunk: ChunkSetting
             "p95_ms": round(percentile(times, 0.95), 1),
             "mean_ms": round(statistics.fmean(times), 1),
         }
+    out["load_average"] = load_average()
     return out
+
+
+def cold_search(corpus: Path, settings: Settings, runs: int) -> dict:
+    """Wall time of `byline search` in a fresh process on an index of the sample corpus, and what it imported."""
+    with tempfile.TemporaryDirectory(prefix="byline-bench-sample-") as work:
+        index_dir = Path(work) / "index"
+        build_index(corpus, index_dir, load_embedder(settings.embedder_spec()), settings.chunk_settings(), wait=True)
+        probe = (
+            "import sys; from server.cli import main; code = main(sys.argv[1:]); "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY_MODULES)!r}), file=sys.stderr); sys.exit(code)"
+        )
+        command = [sys.executable, "-c", probe, "search", SEARCH_QUERY, "--index-dir", str(index_dir)]
+        walls, heavy = [], ""
+        for _ in range(runs):
+            began = time.perf_counter()
+            run = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+            walls.append(time.perf_counter() - began)
+            if run.returncode != 0:
+                raise SystemExit(f"byline search failed: {run.stderr}")
+            heavy = run.stderr.strip().splitlines()[-1]
+        return {
+            "command": f"byline search {SEARCH_QUERY!r} --index-dir <index of {corpus}>",
+            "runs": runs,
+            "wall_seconds_p50": round(statistics.median(walls), 2),
+            "wall_seconds_max": round(max(walls), 2),
+            "heavy_modules_loaded": heavy,
+            "load_average": load_average(),
+        }
+
+
+def retrieval(corpus: Path, queries: Path, index_dir: Path, embedder, chunk: ChunkSettings) -> dict:
+    """hits@10 and evidence_recall@10 of each retriever on the dev queries, on the index just built."""
+    from index.evaluate import evaluate_retrieval
+
+    summary = evaluate_retrieval(corpus, queries, index_dir, embedder, chunk=chunk)
+    figures = ("hits@10", "evidence_recall@10", "mrr@10")
+    out = {name: {f: scores[f] for f in figures} for name, scores in summary["retrievers"].items()}
+    return {**out, "queries": summary["evaluated"], "load_average": load_average()}
 
 
 def main() -> None:
@@ -162,34 +204,32 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, default=Path("/tmp/byline-bench-index"))
     parser.add_argument("--queries-count", type=int, default=100)
     parser.add_argument("--reuse", action="store_true", help="skip the full build if --index-dir holds one")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: CPU autocast around the embedder")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--backend", choices=["auto", "onnx", "torch"], help="default: BYLINE_EMBEDDING_BACKEND")
+    parser.add_argument("--sample-corpus", type=Path, default=REPO / "corpus", help="corpus of the cold-search index")
+    parser.add_argument("--search-runs", type=int, default=5)
+    parser.add_argument("--retrieval", action="store_true", help="also evaluate retrieval on the dev queries")
     args = parser.parse_args()
     queries = args.queries or args.corpus.parent / "queries_dev.json"
 
-    settings = Settings()
+    settings = Settings(**({"embedding_backend": args.backend} if args.backend else {}))
     chunk = settings.chunk_settings()
     started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    if args.precision == "bf16":
-        embedder = Bf16Embedder(embedder)
-    if args.threads:
-        __import__("torch").set_num_threads(args.threads)
+    embedder = load_embedder(settings.embedder_spec())
     results: dict = {
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {
             "cpus": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "load_average_at_start": load_average(),
             "python": platform.python_version(),
-            "torch_threads": __import__("torch").get_num_threads(),
+            "note": "shared machine: other engineers' jobs ran meanwhile; see each figure's load_average",
         },
         "corpus": str(args.corpus),
         "embedding_model": embedder.name,
-        "precision": args.precision,
+        "backend": choose_backend(settings.embedder_spec()),
         "chunk": {"words": chunk.words, "overlap_words": chunk.overlap_words, "embed_metadata": chunk.embed_metadata},
         "model_load_seconds": round(time.perf_counter() - started, 2),
-        "baseline": {"llamaindex_chunks_per_second": 17.2, "llamaindex_ingest_seconds": 432, "llamaindex_query_p50_ms": 30},
+        "baseline": {"llamaindex_ingest_seconds_quiet": 480, "note": "issue 10; benchmarks/bench_llamaindex.py measures it"},
     }
     if args.reuse and (args.index_dir / "CURRENT").exists():
         results["full_build"] = {"note": f"reused the index in {args.index_dir}"}
@@ -200,7 +240,12 @@ def main() -> None:
     results["one_article_changed"] = one_article_changed(args.corpus, args.index_dir, embedder, chunk)
     print("search latency ...", file=sys.stderr, flush=True)
     results["search"] = search_latency(args.index_dir, queries, embedder, chunk, args.queries_count)
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print("cold byline search ...", file=sys.stderr, flush=True)
+    results["cold_search"] = cold_search(args.sample_corpus, settings, args.search_runs)
+    if args.retrieval:
+        print("retrieval on the dev queries ...", file=sys.stderr, flush=True)
+        results["retrieval"] = retrieval(args.corpus, queries, args.index_dir, embedder, chunk)
+    results["machine"]["load_average_at_end"] = load_average()
     results["index_dir"] = str(args.index_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

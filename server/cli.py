@@ -42,9 +42,9 @@ def settings_problem(error: ValidationError) -> str:
 
 
 def _embedder(settings: Settings):
-    from index.embed import SentenceTransformerEmbedder
+    from index.embed import load_embedder
 
-    return SentenceTransformerEmbedder(settings.embedding_model)
+    return load_embedder(settings.embedder_spec())
 
 
 def _build_progress(stream=None):
@@ -58,7 +58,7 @@ def _build_progress(stream=None):
             if tty and shown["stage"]:
                 stream.write("\n")
             return
-        figures = f"{done}/{total}" if total else ""
+        figures = f"{done}/{total}" if total else (str(done) if done else "")  # no total: still reading
         if tty:
             stream.write(f"\r{stage:<10} {figures:<16}")
             stream.flush()

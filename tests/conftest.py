@@ -134,10 +134,10 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    """The bundled all-MiniLM-L6-v2, loaded once per test session."""
-    from index.embed import SentenceTransformerEmbedder
+    """The bundled all-MiniLM-L6-v2 with the default backend (ONNX int8), loaded once per test session."""
+    from index.embed import EmbedderSpec, load_embedder
 
-    return SentenceTransformerEmbedder()
+    return load_embedder(EmbedderSpec())
 
 
 XSS_ARTICLE = """---

@@ -16,14 +16,14 @@ def load_answerer(settings: Settings, *, progress: Callable[[str, int, int], Non
 
     The LLM loads in a thread while the embedder (and torch) import, since both take seconds.
     """
-    from index.embed import SentenceTransformerEmbedder
+    from index.embed import load_embedder
     from index.stores.base import store_backend
     from server.answering.answer import Answerer
     from server.llm import make_llm
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         llm_future = pool.submit(make_llm, settings)
-        embedder = SentenceTransformerEmbedder(settings.embedding_model)
+        embedder = load_embedder(settings.embedder_spec())
         backend = store_backend(settings)
         if backend.version() is None:
             from index.build import build_from_settings

@@ -76,9 +76,9 @@ class SecurityHeaders:
 def load_state(app: FastAPI, settings: Settings, embedder=None, llm=None, searcher=None, answerer=None) -> None:
     """Load whatever was not injected (embedder, index, LLM, answerer) onto app.state, once."""
     if embedder is None:
-        from index.embed import SentenceTransformerEmbedder
+        from index.embed import load_embedder
 
-        embedder = SentenceTransformerEmbedder(settings.embedding_model)
+        embedder = load_embedder(settings.embedder_spec())
     if searcher is None:
         from index.retrieve import Searcher
         from index.stores.base import store_backend
