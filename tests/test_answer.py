@@ -295,3 +295,15 @@ def test_a_checked_model_sentence_streams_before_the_model_finishes():
             break
     else:
         raise AssertionError("the model's checked sentence never streamed")
+
+
+def test_closing_the_stream_mid_generation_stops_the_model_at_the_next_piece():
+    reply = "The moon is made of blue cheese today and it keeps being cheese for a long while [1]."
+    llm = CountingLLM(reply)
+    answerer, _ = make(llm=llm, searcher=FakeSearcher(LANES))
+    stream = answerer.stream("When will the Eastbrook bike lanes be built?")
+    while llm.given < 3:  # an empty Delta per model piece hands control back while no sentence is complete
+        item = next(stream)
+        assert not isinstance(item, Answer)
+    stream.close()
+    assert llm.given == 3

@@ -181,8 +181,6 @@ def test_stop_cancels_the_answer_and_frees_the_model(browser, checked):
     page.context.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Answerer.stream yields nothing while the model writes, so a closed stream can only "
-                   "stop it at the next checked sentence: the model runs to the end of its generation first")
 def test_stop_ends_the_generation_mid_answer(browser, checked):
     page = open_page(browser, checked.url)
     closed = checked.llm.closed_early

@@ -257,6 +257,8 @@ class Answerer:
                 if isinstance(piece, _Failure):
                     failure = str(piece)
                     continue
+                if piece is not None:
+                    yield Delta("")  # no text: it only lets a closed stream close the model at once, mid-generation
                 text += piece or ""
                 ends = [m.end() for m in _SENTENCE_END.finditer(text, checked_upto)] if piece is not None else [len(text)]
                 if not ends or ends[-1] <= checked_upto:

@@ -181,7 +181,7 @@ async def chunk_events(items: AsyncIterator, model: str, completion_id: str) -> 
     async with aclosing(items):
         try:
             async for item in items:
-                if isinstance(item, Delta):
+                if isinstance(item, Delta) and item.text:  # an empty Delta only marks model progress
                     streamed += item.text
                     yield chunk(completion_id, model, {"content": item.text})
                 elif isinstance(item, Answer):

@@ -97,7 +97,7 @@ async def answer_events(items: AsyncIterator) -> AsyncIterator[str]:
     async with aclosing(items):
         try:
             async for item in items:
-                if isinstance(item, Delta):
+                if isinstance(item, Delta) and item.text:  # an empty Delta only marks model progress
                     streamed += item.text
                     yield sse("delta", {"text": item.text, "citations": [asdict(c) for c in item.citations]})
                 elif isinstance(item, Answer):
