@@ -50,7 +50,7 @@ class HashEmbedder:
     name = "bench-hash-384"
     dim = DIM
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, threads=None):
         vectors = np.zeros((len(texts), DIM), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):

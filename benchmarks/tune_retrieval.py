@@ -53,7 +53,7 @@ class CachedEmbedder:
             self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
         self._dirty = False
 
-    def embed(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+    def embed(self, texts: list[str], progress: bool | None = None, threads: int | None = None) -> np.ndarray:
         keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
         missing = sorted({key: text for key, text in zip(keys, texts, strict=True) if key not in self._vectors}.items())
         if missing:

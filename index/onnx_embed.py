@@ -121,7 +121,8 @@ class OnnxEmbedder:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        self._pool = ThreadPoolExecutor(threads or default_threads(), thread_name_prefix="onnx-embed")
+        self.threads = threads or default_threads()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-embed")
         self._inputs = {item.name for item in self._session.get_inputs()}
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
@@ -137,14 +138,21 @@ class OnnxEmbedder:
             export_model(model, target, quantize=precision == "int8")
         return cls(target, model, precision)
 
-    def embed(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
-        """Embed texts as normalized float32 rows, `batch_size` at a time (`progress` is accepted and ignored)."""
+    def embed(self, texts: list[str], progress: bool | None = None, threads: int | None = None) -> np.ndarray:
+        """Embed texts as normalized float32 rows, `batch_size` at a time, at most `threads` batches at once
+        (None: the embedder's own count; `progress` is accepted and ignored)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
-        # ONNX Runtime releases the GIL while it runs, so the batches really run side by side.
-        rows = [self._embed_batch(batches[0])] if len(batches) == 1 else list(self._pool.map(self._embed_batch, batches))
+        lanes = min(threads or self.threads, self.threads, len(batches))
+        # Contiguous runs of batches, one run per lane, keep the rows in order.
+        runs = [batches[len(batches) * lane // lanes : len(batches) * (lane + 1) // lanes] for lane in range(lanes)]
+        # ONNX Runtime releases the GIL while it runs, so the runs really go side by side.
+        rows = self._embed_run(runs[0]) if lanes == 1 else [row for run in self._pool.map(self._embed_run, runs) for row in run]
         return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+
+    def _embed_run(self, batches: list[list[str]]) -> list[np.ndarray]:
+        return [self._embed_batch(batch) for batch in batches]
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
             "torch for any other. An index is searched with the backend it was built with."
         ),
     )
+    query_embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads one answer's embedding uses (question, evidence sentences); building uses every core.",
+    )
     embedding_cache_dir: Path = Field(
         default=DEFAULT_CACHE_DIR, description="Where the ONNX export of the embedding model is kept."
     )

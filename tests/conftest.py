@@ -23,7 +23,7 @@ class FakeEmbedder:
     def __init__(self) -> None:
         self.embedded: list[str] = []
 
-    def embed(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+    def embed(self, texts: list[str], progress: bool | None = None, threads: int | None = None) -> np.ndarray:
         self.embedded.extend(texts)
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):

@@ -31,7 +31,7 @@ class SlowEmbedder(FakeEmbedder):
         super().__init__()
         self.delay = delay
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, threads=None):
         time.sleep(self.delay)
         return super().embed(texts, progress)
 

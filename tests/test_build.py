@@ -327,7 +327,7 @@ class CountingEmbedder:
     def __init__(self, inner) -> None:
         self.inner, self.name, self.dim, self.embedded = inner, inner.name, inner.dim, []
 
-    def embed(self, texts, progress=None):
+    def embed(self, texts, progress=None, threads=None):
         self.embedded.extend(texts)
         return self.inner.embed(texts, progress=progress)
 

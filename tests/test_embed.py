@@ -15,7 +15,7 @@ import pytest
 
 from index import embed as embed_module
 from index import onnx_embed
-from index.embed import DEFAULT_EMBEDDING_MODEL, EmbedderSpec, choose_backend, load_embedder, resolve_model_path
+from index.embed import DEFAULT_EMBEDDING_MODEL, EmbedderSpec, FewThreads, choose_backend, load_embedder, resolve_model_path
 from index.errors import EmbedderUnavailable
 from index.onnx_embed import OnnxEmbedder, cache_file, check_pipeline
 from server.settings import Settings
@@ -131,6 +131,35 @@ def test_batches_run_in_parallel_give_the_rows_in_order(toy):
     embedder.batch_size = 2
     texts = [f"word{n} " * (n % 5 + 1) for n in range(11)]
     np.testing.assert_allclose(embedder.embed(texts), np.vstack([embedder.embed([t]) for t in texts]), rtol=1e-6)
+
+
+def test_a_thread_cap_runs_the_batches_on_that_many_lanes_in_order(toy, monkeypatch):
+    model, cache, _ = toy
+    embedder = OnnxEmbedder.load(str(model), cache, stderr=open(os.devnull, "w"))
+    embedder.batch_size, embedder.threads = 2, 4
+    texts = [f"word{n} " * (n % 5 + 1) for n in range(11)]
+    expected = embedder.embed(texts)
+    lanes = []
+    run = embedder._embed_run
+    monkeypatch.setattr(embedder, "_embed_run", lambda batches: lanes.append(len(batches)) or run(batches))
+    np.testing.assert_allclose(FewThreads(embedder, 1).embed(texts), expected, rtol=1e-6)
+    assert lanes == [6]  # one lane holds all six batches
+    lanes.clear()
+    np.testing.assert_allclose(embedder.embed(texts, threads=2), expected, rtol=1e-6)
+    assert lanes == [3, 3]
+
+
+@pytest.mark.real
+def test_torch_threads_are_capped_for_the_call_and_restored():
+    import torch
+
+    from index.embed import SentenceTransformerEmbedder
+
+    embedder, before, seen = SentenceTransformerEmbedder(), torch.get_num_threads(), []
+    encode = embedder._model.encode
+    embedder._model.encode = lambda *a, **k: seen.append(torch.get_num_threads()) or encode(*a, **k)
+    vectors = FewThreads(embedder, 1).embed(["Dongfeng plant Italy"])
+    assert seen == [1] and torch.get_num_threads() == before and vectors.shape == (1, 384)
 
 
 def test_export_runs_once_and_is_cached_by_model_and_versions(toy, monkeypatch, capsys):

@@ -14,6 +14,7 @@ from collections.abc import Container, Iterator, Sequence
 
 import numpy as np
 
+from index.embed import FewThreads
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
 from server.answering.abstain import folded, missing_entities, named_entities, unknown_publications
@@ -179,7 +180,7 @@ class Answerer:
     def __init__(self, searcher, llm, embedder, settings: Settings):
         self.searcher = searcher
         self.llm = llm
-        self.embedder = embedder
+        self.embedder = FewThreads(embedder, settings.query_embedding_threads)
         self.settings = settings
 
     def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None, **options) -> Answer:
