@@ -300,11 +300,14 @@ def compose(question: str, passages: Sequence[Passage], common: Collection[str] 
         own = [(s, p) for s, p in order if folded(outlet) in folded(source_of(p))]
         if own and not any(folded(outlet) in folded(source_of(p)) for _, _, p in chosen):
             take(*own[0])
-    wanted = sentences_wanted(question, len(parts))
+    # Support beyond the direct answers comes only from the passages they cite: a further article is more often
+    # off the question than on it (dev: citation precision 0.761 -> 0.778, recall 0.658 -> 0.609).
+    wanted, cited = sentences_wanted(question, len(parts)), set(citations) | {p.n for _, _, p in chosen}
     for sentence, passage in order:
         if len(openings) + len(chosen) >= wanted:
             break
-        take(sentence, passage)
+        if passage.n in cited:
+            take(sentence, passage)
     return _render(openings, chosen, citations, common)
 
 
