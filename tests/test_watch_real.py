@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -60,6 +61,9 @@ def test_index_watch_adds_and_removes_files(tmp_path):
     command = [sys.executable, "-m", "server.cli", "index", str(corpus), "--index-dir", str(tmp_path / "index"), "--watch"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
+    # If a round never comes, kill the process so the read below ends and the test fails instead of hanging.
+    watchdog = threading.Timer(DEADLINE_S, process.kill)
+    watchdog.start()
 
     def read_until(marker: str) -> None:
         for line in process.stdout:
@@ -76,5 +80,6 @@ def test_index_watch_adds_and_removes_files(tmp_path):
         read_until("added 0, changed 0, unchanged 1, removed 1,")
         assert any(line.startswith("changed: harrow-toll.md") for line in lines)
     finally:
+        watchdog.cancel()
         process.terminate()
         process.wait(20)
