@@ -28,9 +28,18 @@ def is_corpus_change(path: str, corpus: Path, index_dir: Path) -> bool:
 
 
 def corpus_changes(
-    corpus: Path, index_dir: Path, *, stop: threading.Event, debounce_ms: int = DEBOUNCE_MS
+    corpus: Path,
+    index_dir: Path,
+    *,
+    stop: threading.Event,
+    debounce_ms: int = DEBOUNCE_MS,
+    on_ready: Callable[[], None] | None = None,
 ) -> Iterator[list[str]]:
-    """Yield, until `stop` is set, the sorted corpus-relative paths of each debounced batch of changes."""
+    """Yield, until `stop` is set, the sorted corpus-relative paths of each debounced batch of changes.
+
+    `on_ready` runs once the watcher is listening: a build started there can't miss a change made meanwhile,
+    because the watcher collects events while it runs and the next batch carries them.
+    """
     import watchfiles
 
     corpus, index_dir = Path(corpus).resolve(), Path(index_dir).resolve()
@@ -38,11 +47,17 @@ def corpus_changes(
     def wanted(_change, path: str) -> bool:
         return is_corpus_change(path, corpus, index_dir)
 
-    # rust_timeout bounds how long a set `stop` goes unnoticed when the folder is quiet.
+    # rust_timeout bounds how long a set `stop` goes unnoticed when the folder is quiet; the first timeout's
+    # empty batch says the watcher is listening.
     for batch in watchfiles.watch(
-        corpus, watch_filter=wanted, debounce=debounce_ms, stop_event=stop, rust_timeout=500, raise_interrupt=False
+        corpus, watch_filter=wanted, debounce=debounce_ms, stop_event=stop, rust_timeout=500,
+        yield_on_timeout=True, raise_interrupt=False,
     ):
-        yield sorted({Path(path).relative_to(corpus).as_posix() for _change, path in batch})
+        if on_ready is not None:
+            on_ready, ready = None, on_ready
+            ready()
+        if batch:
+            yield sorted({Path(path).relative_to(corpus).as_posix() for _change, path in batch})
 
 
 def watch_in_thread(

@@ -95,16 +95,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     """Build or incrementally update the index from the corpus folder; with --watch, keep it up to date."""
     settings = _settings(args)
     embedder = _embedder(settings)
-    _index_once(settings, embedder, full=args.full, as_json=args.json)
     if not args.watch:
+        _index_once(settings, embedder, full=args.full, as_json=args.json)
         return 0
     import threading
 
     from index.watch import corpus_changes
 
-    print(f"watching {settings.corpus_dir} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
+    def first_build() -> None:
+        # The watcher is already listening, so a change made during this build starts the next round.
+        _index_once(settings, embedder, full=args.full, as_json=args.json)
+        print(f"watching {settings.corpus_dir} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
+
     for paths in corpus_changes(
-        settings.corpus_dir, settings.index_dir, stop=threading.Event(), debounce_ms=settings.watch_debounce_ms
+        settings.corpus_dir, settings.index_dir, stop=threading.Event(), debounce_ms=settings.watch_debounce_ms,
+        on_ready=first_build,
     ):
         print(f"changed: {', '.join(paths)}", file=sys.stderr, flush=True)
         try:
