@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from index.chunking import ChunkSettings
-from index.errors import IndexMismatch
+from index.errors import ArticleNotFound, IndexMismatch
 from index.types import Article, Chunk, Filters
 
 FORMAT_NAME = "byline-index"
@@ -120,6 +120,14 @@ def describe_chunks(chunk: ChunkSettings) -> str:
     """
     metadata = "metadata embedded" if chunk.embed_metadata else "no metadata embedded"
     return f"{chunk.words} words, {chunk.overlap_words} overlap, {metadata}"
+
+
+def one_article(store: Store, article_id: str) -> Article:
+    """`store.article(id)` for every backend: the one article through `articles([id])`, or ArticleNotFound."""
+    found = store.articles([article_id])
+    if article_id not in found:
+        raise ArticleNotFound(f"no article with id {article_id!r} in the index")
+    return found[article_id]
 
 
 @dataclass(frozen=True)

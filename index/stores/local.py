@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from index.chunking import ChunkSettings
-from index.errors import ArticleNotFound, IndexMismatch, IndexNotBuilt
+from index.errors import IndexMismatch, IndexNotBuilt
 from index.locking import build_lock
-from index.stores.base import ChunkRef, Manifest, check_manifest
+from index.stores.base import ChunkRef, Manifest, check_manifest, one_article
 from index.stores.generations import current_generation
 from index.stores.keyword import KeywordIndex
 from index.types import Article, Chunk, Filters
@@ -185,10 +185,7 @@ class LocalStore:
 
     def article(self, article_id: str) -> Article:
         """One article; ArticleNotFound if this generation has none with that id."""
-        found = self.articles([article_id])
-        if article_id not in found:
-            raise ArticleNotFound(f"no article with id {article_id!r} in the index")
-        return found[article_id]
+        return one_article(self, article_id)
 
     def list_articles(self, offset: int = 0, limit: int = 50, query: str = "") -> tuple[list[Article], int]:
         """A page of articles ordered by title (any case) then path; with `query`, those whose title or path holds it."""

@@ -31,9 +31,9 @@ import numpy as np
 from platformdirs import user_data_dir
 
 from index.chunking import ChunkSettings
-from index.errors import ArticleNotFound, BylineError, IndexNotBuilt, StoreUnavailable
+from index.errors import BylineError, IndexNotBuilt, StoreUnavailable
 from index.locking import build_lock
-from index.stores.base import ChunkRef, Manifest, check_manifest
+from index.stores.base import ChunkRef, Manifest, check_manifest, one_article
 from index.stores.milvus_schema import (
     BATCH, LIVE, MAX_HITS, MAX_WORD, TIMEOUT, Live, assemble_articles, filter_expression, generation_name, quoted, sources_key, visible,
 )
@@ -294,10 +294,7 @@ class MilvusStore:
 
     def article(self, article_id: str) -> Article:
         """One article; ArticleNotFound if this generation has none with that id."""
-        found = self.articles([article_id])
-        if article_id not in found:
-            raise ArticleNotFound(f"no article with id {article_id!r} in the index")
-        return found[article_id]
+        return one_article(self, article_id)
 
     def list_articles(self, offset: int = 0, limit: int = 50, query: str = "") -> tuple[list[Article], int]:
         """A page of articles ordered by title (any case) then path; with `query`, those whose title or path holds it.
