@@ -92,7 +92,7 @@ def test_real_build_of_multihop_killed_at_60_percent_embeds_only_the_rest_when_r
         if os.environ.get("CI"):
             pytest.fail(f"the MultiHop-RAG corpus is missing at {MULTIHOP}")
         pytest.skip(f"the MultiHop-RAG corpus is not at {MULTIHOP}")
-    articles = int(os.environ.get("BYLINE_KILL_TEST_ARTICLES", "120"))  # a subset keeps CI short; 609 for all
+    articles = int(os.environ.get("BYLINE_KILL_TEST_ARTICLES", "609"))  # all of them; fewer for a quick run
     corpus = tmp_path / "multihop.json"
     corpus.write_text(json.dumps(json.loads(MULTIHOP.read_text(encoding="utf-8"))[:articles]), encoding="utf-8")
     env = {**os.environ, "BYLINE_INDEX_DIR": str(tmp_path / "ix"), "BYLINE_CHECKPOINT_CHUNKS": "128", "PYTHONPATH": str(REPO)}
