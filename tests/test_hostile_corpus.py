@@ -30,7 +30,7 @@ from index.corpus import article_id, read_corpus
 from server import cli
 
 BUILD_SECONDS = 600
-PEAK_MEMORY_KB = 1024 * 1024  # 1 GB, as ru_maxrss counts it on Linux
+PEAK_MEMORY_KB = 1024 * 1024  # 1 GB, as VmHWM counts it (KB)
 
 OUTSIDE_SECRET = "The vault code is swordfish and the quartz zebra guards it.\n"
 HIDDEN = "Byline doesn't read hidden entries"
@@ -248,10 +248,15 @@ def make_hostile_corpus(corpus: Path, outside: Path) -> tuple[dict[str, str], di
 def run_index(corpus: Path, index_dir: Path, log: Path) -> tuple[int, str, int]:
     """`python -m server.cli index --json` in a subprocess, with secret.md refused at open() as a mode-000 file is.
 
-    Returns the exit status, what it printed and the child's own peak resident memory in KB (from wait4).
+    Returns the exit status, what it printed and the child's own peak resident memory in KB: VmHWM, which the
+    child writes as it exits. (wait4's ru_maxrss won't do: Linux keeps the high-water mark across fork and exec,
+    so it counts the pytest process's own size at the fork, 2 GB late in a full run.)
     """
+    peak_file = log.with_suffix(".peak")
     child = (
-        "import runpy, sys; sys.path.insert(0, 'tests')\n"
+        "import atexit, runpy, sys; sys.path.insert(0, 'tests')\n"
+        f"atexit.register(lambda: open({str(peak_file)!r}, 'w').write("
+        "next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))))\n"
         "from _pytest.monkeypatch import MonkeyPatch\n"
         "from conftest import refuse_reading\n"
         "refuse_reading(MonkeyPatch(), 'secret.md')\n"
@@ -264,7 +269,7 @@ def run_index(corpus: Path, index_dir: Path, log: Path) -> tuple[int, str, int]:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
         deadline = time.monotonic() + BUILD_SECONDS
         while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            pid, status, _usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -272,7 +277,7 @@ def run_index(corpus: Path, index_dir: Path, log: Path) -> tuple[int, str, int]:
                 process.wait()
                 pytest.fail(f"byline index did not finish in {BUILD_SECONDS} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-    return os.waitstatus_to_exitcode(status), printed.read_text(), usage.ru_maxrss
+    return os.waitstatus_to_exitcode(status), printed.read_text(), int(peak_file.read_text().split()[1])
 
 
 def search_hits(index_dir: Path, query: str, capsys) -> list[dict]:
@@ -286,13 +291,6 @@ def test_hostile_corpus_through_the_real_byline_index(tmp_path, real_embedder, m
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
     expected_skips, expected_warnings = make_hostile_corpus(corpus, tmp_path / "outside")
     assert len(expected_skips) + len(expected_warnings) + len(GOOD) >= 40
-
-    # A first `byline index` in a fresh environment exports the ONNX embedder once, with torch (about 2 GB):
-    # a one-article warm-up pays for that, so the peak below is the hostile corpus's own.
-    warm_up = tmp_path / "warm-up"
-    warm_up.mkdir()
-    (warm_up / "note.md").write_text("# Warm-up\n\nThe embedder is ready.\n", encoding="utf-8")
-    assert run_index(warm_up, tmp_path / "warm-up-index", tmp_path / "warm-up.log")[0] == 0
 
     status, printed, peak_kb = run_index(corpus, index_dir, tmp_path / "index.log")
 
