@@ -109,11 +109,6 @@ def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
             close()
 
 
-_YES_NO_QUESTION = re.compile(
-    r"(?:^\W*|,\s*)(?:does|did|do|is|was|were|are|has|have|had|can|could|would|will|should)\b", re.IGNORECASE
-)
-
-
 def release(sentences: Sequence[Sentence], citations: Sequence[Citation], released: list[Sentence]) -> Iterator[Delta]:
     """One Delta per checked sentence, each carrying the citations it is the first to use; appends to `released`.
 
@@ -214,7 +209,7 @@ class Answerer:
         timings["retrieval_s"] = round(time.perf_counter() - started, 3)
         refusal = self._refusal(question)
         if refusal:
-            yield self._abstain(question, hits, refusal, timings, started)
+            yield from self._abstain(question, hits, refusal, timings, started)
             return
 
         question_vector = self.embedder.embed([question])[0]
@@ -233,7 +228,7 @@ class Answerer:
         strength = evidence_strength(scored, similarities)
         timings["evidence_s"] = round(time.perf_counter() - started - timings["retrieval_s"], 3)
         if not scored or (strength < settings.abstain_threshold and not asks_about_named(parts, scored)):
-            yield self._abstain(question, hits, ABSTAIN_MESSAGE, timings, started, strength)
+            yield from self._abstain(question, hits, ABSTAIN_MESSAGE, timings, started, strength)
             return
 
         chat = bool(getattr(self.llm, "is_chat", False))
@@ -271,7 +266,7 @@ class Answerer:
                     yield delta
             used = token_usage(prompt_tokens(self.llm.count_tokens, prompt.body), self.llm.count_tokens(text) if text else 0)
         if not released:
-            yield self._abstain(question, hits, NO_EVIDENCE_MESSAGE, timings, started, strength, used)
+            yield from self._abstain(question, hits, NO_EVIDENCE_MESSAGE, timings, started, strength, used)
             return
         model_joined = len(released) > len(sentences)
         timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -362,9 +357,11 @@ class Answerer:
 
     def _abstain(
         self, question: str, hits: Sequence[Hit], message: str, timings: dict[str, float], started: float, strength: float = 0.0, used: dict | None = None
-    ) -> Answer:
+    ) -> Iterator[Delta | Answer]:
+        """The abstention's message as the one Delta (so Deltas joined stay the answer), then its Answer."""
         timings["total_s"] = round(time.perf_counter() - started, 3)
-        return Answer(
+        yield Delta(message)
+        yield Answer(
             question=question,
             answer=message,
             abstained=True,

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
-from server.api.routes import stream_failure, unstreamed_text
+from server.api.routes import stream_failure
 from server.api.schemas import CheckedRoute, Name, sse_event, OpenAIErrorBody, Strict, check_lengths, error_responses
 from server.api.limits import GatedStreamingResponse, run_in_gate, stream_in_thread
 from server.answering.types import Answer, Delta
@@ -176,17 +176,13 @@ def chunk(completion_id: str, model: str, delta: dict, finish: str | None = None
 async def chunk_events(items: AsyncIterator, model: str, completion_id: str) -> AsyncIterator[str]:
     """Render Delta/Answer as OpenAI chunks: checked text as content, then a final chunk with the citations
     and usage, then [DONE]. A failure becomes an OpenAI error object (the client raises it)."""
-    streamed = ""
     yield chunk(completion_id, model, {"role": "assistant", "content": ""})
     async with aclosing(items):
         try:
             async for item in items:
                 if isinstance(item, Delta) and item.text:  # an empty Delta only marks model progress
-                    streamed += item.text
                     yield chunk(completion_id, model, {"content": item.text})
                 elif isinstance(item, Answer):
-                    if rest := unstreamed_text(item, streamed):
-                        yield chunk(completion_id, model, {"content": rest})
                     extra = citations_and_draft(item)
                     yield chunk(completion_id, model, {}, "stop", usage=item.usage, abstained=item.abstained, **extra)
         except Exception as error:  # noqa: BLE001 - the stream has begun: end it with an error object, never a cut-off

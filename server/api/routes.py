@@ -68,16 +68,6 @@ def answer_body(answer: Answer) -> dict:
     return body
 
 
-def unstreamed_text(answer: Answer, streamed: str) -> str:
-    """The end of an answer its Deltas didn't carry (an abstention's message has no Delta), else "".
-
-    >>> from server.answering.types import Answer
-    >>> unstreamed_text(Answer("Q?", "Nothing found."), ""), unstreamed_text(Answer("Q?", "Rome [1]."), "Rome [1].")
-    ('Nothing found.', '')
-    """
-    return answer.answer[len(streamed):] if answer.answer.startswith(streamed) else ""
-
-
 def stream_failure(error: Exception) -> tuple[str, str, int]:
     """(error name, message, HTTP status) for an exception that ended an answer stream; unexpected ones are logged.
 
@@ -93,16 +83,12 @@ def stream_failure(error: Exception) -> tuple[str, str, int]:
 
 async def answer_events(items: AsyncIterator) -> AsyncIterator[str]:
     """Render the core's Delta/Answer stream as SSE: delta*, citations, final; any failure ends it with `error`."""
-    streamed = ""
     async with aclosing(items):
         try:
             async for item in items:
                 if isinstance(item, Delta) and item.text:  # an empty Delta only marks model progress
-                    streamed += item.text
                     yield sse("delta", {"text": item.text, "citations": [asdict(c) for c in item.citations]})
                 elif isinstance(item, Answer):
-                    if rest := unstreamed_text(item, streamed):
-                        yield sse("delta", {"text": rest, "citations": []})
                     yield sse("citations", [asdict(c) for c in item.citations])
                     yield sse("final", answer_body(item))
         except Exception as error:  # noqa: BLE001 - the stream has begun: the client gets an error event, never a cut-off
