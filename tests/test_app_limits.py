@@ -7,7 +7,6 @@ import threading
 import time
 
 import anyio
-import pytest
 
 from index.errors import IndexBusy
 from index.types import BuildSummary, Skipped

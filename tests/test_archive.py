@@ -10,7 +10,7 @@ import pytest
 import index.archive as archive
 from format_files import write_scanned_pdf
 from index.archive import delete_article_file, list_articles, safe_upload_name, save_upload
-from index.errors import ArticleNotFound, IndexNotBuilt, UploadExists, UploadRefused, UploadTooLarge
+from index.errors import ArticleNotFound, UploadExists, UploadRefused, UploadTooLarge
 from index.types import Article, CorpusLimits
 
 NOTE = b"# Harrow bridge toll\n\nThe toll on the Harrow bridge will be seventeen euros for cars from June.\n"

@@ -4,7 +4,6 @@ follow-ups, untrusted markup shown as text, phone-sized layout. Screenshots go t
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx

@@ -37,8 +37,8 @@ _NEGATIONS = frozenset("not no never none nothing neither nor without cannot n't
 
 
 ARTICLE_WEIGHT = 0.5  # share of its article's best question overlap a sentence gets
-TYPE_BONUS = 0.4
-OUTLET_BONUS = 0.5  # for a sentence from an outlet the question names ("according to The Verge")  # for a sentence holding the kind of fact asked for: a date for "when", a number for "how many", a reason for "why"
+TYPE_BONUS = 0.4  # for a sentence holding the kind of fact asked for: a date for "when", a number for "how many", a reason for "why"
+OUTLET_BONUS = 0.5  # for a sentence from an outlet the question names ("according to The Verge")
 # Irregular past forms the suffix stemmer can't join to their verb ("fell" is "fall").
 IRREGULAR = {
     "fell": "fall", "fallen": "fall", "rose": "rise", "risen": "rise", "grew": "grow", "grown": "grow", "sold": "sell",
