@@ -38,6 +38,8 @@ _NEGATIONS = frozenset("not no never none nothing neither nor without cannot n't
 
 ARTICLE_WEIGHT = 0.5  # share of its article's best question overlap a sentence gets
 TYPE_BONUS = 0.4  # for a sentence holding the kind of fact asked for: a date for "when", a number for "how many", a reason for "why"
+REFERRING_PENALTY = 0.7  # "His comments came days after …" leans on a sentence the reader doesn't see
+_REFERRING = re.compile(r"\W*(he|she|his|her|they|their|it|its|this|that|these|those|such|the move|the decision)\b", re.IGNORECASE)
 OUTLET_BONUS = 0.5  # for a sentence from an outlet the question names ("according to The Verge")
 # Irregular past forms the suffix stemmer can't join to their verb ("fell" is "fall").
 IRREGULAR = {
@@ -341,3 +343,25 @@ def select_evidence(
 
 def _article_of(sentence: EvidenceSentence, hits: Sequence[Hit]) -> str:
     return hits[sentence.hit_rank].article_id
+
+
+def source_of(passage: Passage) -> str:
+    """The outlet a passage comes from, or "" when its article names none.
+
+    >>> from index.types import Hit
+    >>> source_of(Passage(1, Hit(1, "a", 1.0, "", 0, 0, source="The Verge"), (), 1.0))
+    'The Verge'
+    """
+    return (passage.hit.source or "").strip()
+
+
+def ranked(passages: Sequence[Passage]) -> list[tuple[EvidenceSentence, Passage]]:
+    """Every evidence sentence with its passage, best first (questions, which restate, are left out).
+
+    >>> from index.types import Hit
+    >>> p = Passage(1, Hit(1, "a", 1.0, "", 0, 0), (EvidenceSentence("A b.", 0, 4, 0, 0.2), EvidenceSentence("C d.", 5, 9, 0, 0.9)), 0.9)
+    >>> [s.text for s, _ in ranked([p])]
+    ['C d.', 'A b.']
+    """
+    pairs = [(s, p) for p in passages for s in p.sentences if not s.text.rstrip(" \"'”’").endswith("?")]
+    return sorted(pairs, key=lambda pair: (-pair[0].score * (REFERRING_PENALTY if _REFERRING.match(pair[0].text) else 1.0), pair[1].n))

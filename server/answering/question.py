@@ -36,7 +36,8 @@ _YES_NO = re.compile(r"(?:^\W*|,\s*)(?:does|did|do|is|was|were|are|has|have|had|
 _PART = re.compile(r"(?:,\s*|\s+)(?:and|but)\s+(?=(?:why|when|how many|how much|who|where|which|what)\b)", re.IGNORECASE)
 _PERSON = re.compile(
     r"\b(who|whom|individual|person|people|ceo|chief|founder|executive|player|coach|minister|leader|man|woman|star|artist|"
-    r"singer|athlete|actor|actress|prodigy|entrepreneur|billionaire|politician|quarterback|driver|author)\b",
+    r"singer|athlete|actor|actress|prodigy|entrepreneur|billionaire|politician|quarterback|driver|author|figure|celebrity|"
+    r"personality|investor|journalist)\b",
     re.IGNORECASE,
 )
 _ORGANIZATION = re.compile(r"\b(company|companies|firm|organi[sz]ation|business|brand|platform|carmaker|maker|group|team|club|agency|bank|startup|network|service)\b", re.IGNORECASE)
