@@ -15,6 +15,7 @@ from index.chunking import ChunkSettings, chunk_spans, embedding_text
 from index.corpus import content_hash, read_corpus
 from index.errors import BylineError, IndexMismatch, IndexNotBuilt
 from index.checkpoint import EmbeddingCheckpoint, text_digest
+from index.embed import for_job
 from index.stores.base import FORMAT_VERSION, Backend, Manifest
 from index.stores.local import LocalBackend
 from index.types import Article, BuildSummary, Chunk, CorpusLimits, FileWarning, Refused, Skipped
@@ -182,6 +183,7 @@ def _embed_articles(articles, hashes, chunk, next_id, embedder, writer, checkpoi
     ("embedding", done, total) as batches finish and ("checkpoint", saved, total) once a group is on disk.
     """
     groups, total = _groups(articles, chunk, group_chunks)
+    embedder = for_job(embedder, total)
     embedded = reused = done = 0
     report("embedding", 0, total)
     for group in groups:

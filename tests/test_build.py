@@ -329,7 +329,7 @@ class CountingEmbedder:
 
     def embed(self, texts, progress=None, threads=None):
         self.embedded.extend(texts)
-        return self.inner.embed(texts, progress=progress)
+        return self.inner.embed(texts, threads=threads)
 
 
 def sample_corpus(three_articles: Path) -> Path:
