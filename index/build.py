@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,68 +15,36 @@ from pathlib import Path
 import numpy as np
 
 from index.chunking import ChunkSettings, chunk_spans, embedding_text
-from index.corpus import content_hash, read_corpus
+from index.corpus import CorpusStream, content_hash
 from index.errors import BylineError, IndexMismatch, IndexNotBuilt
 from index.checkpoint import EmbeddingCheckpoint, text_digest
 from index.embed import for_job
 from index.stores.base import FORMAT_VERSION, Backend, Manifest
 from index.stores.local import LocalBackend
-from index.types import Article, BuildSummary, Chunk, CorpusLimits, FileWarning, Refused, Skipped
+from index.types import Article, BuildSummary, Chunk, CorpusLimits, Refused, Skipped
 
 EMBED_BATCH = 256  # chunks per embedder call: big enough to keep the model busy, small enough for progress
 CHECKPOINT_CHUNKS = 2048  # embedded chunks saved to .checkpoint at a time, so a killed build resumes
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Which articles a build keeps as they are, embeds afresh, and drops."""
+def removed_articles(previous: dict[str, Article], skipped: list[Skipped]) -> list[str]:
+    """Which of the previous version's articles that this read didn't yield are dropped from the index.
 
-    keep: tuple[Article, ...]  # unchanged, or previously indexed and now unreadable
-    embed: tuple[Article, ...]  # added or changed
-    added: int
-    changed: int
-    removed: tuple[str, ...]  # ids of articles dropped from the previous generation
-    skipped: tuple[Skipped, ...]
+    An article whose file was skipped this time (say it became unreadable) keeps its indexed version, so
+    bad input never loses what was indexed before; a Refused entry (a duplicate, a link out of the corpus,
+    a FIFO) is not kept.
 
-
-def plan_build(
-    articles: list[Article],
-    hashes: dict[str, str],
-    skipped: list[Skipped],
-    previous: dict[str, Article],
-    previous_hashes: dict[str, str],
-) -> Plan:
-    """Compare the corpus with the previous generation by content hash.
-
-    An article whose file was skipped this time (say it became unreadable) keeps its indexed
-    version, so bad input never loses what was indexed before; a Refused entry (a duplicate, a link
-    out of the corpus, a FIFO) is not kept.
-
-    >>> a = Article("a", "text a"); b = Article("b", "text b", path="b.md")
-    >>> p = plan_build([a], {"a": "h1"}, [], {"a": a, "b": b}, {"a": "h0", "b": "h2"})
-    >>> (p.changed, p.added, p.removed)
-    (1, 0, ('b',))
+    >>> gone = {"b": Article("b", "text b", path="b.md"), "c": Article("c", "text c", path="feed.xml#2")}
+    >>> removed_articles(gone, [Skipped("feed.xml", "can't parse")])
+    ['b']
     """
     unreadable = {s.path for s in skipped if not isinstance(s, Refused)}
-    current_ids = {article.id for article in articles}
-    keep, embed, added, changed = [], [], 0, 0
-    for article in articles:
-        old = previous_hashes.get(article.id)
-        if old == hashes[article.id]:
-            keep.append(article)
-        else:
-            embed.append(article)
-            added, changed = (added, changed + 1) if old is not None else (added + 1, changed)
-    removed = []
-    for article_id, article in previous.items():
-        if article_id in current_ids:
-            continue
-        if article.path and (article.path in unreadable or article.path.split("#")[0] in unreadable):
-            keep.append(article)
-        else:
-            removed.append(article_id)
-    return Plan(tuple(keep), tuple(embed), added, changed, tuple(sorted(removed)), tuple(skipped))
+    return sorted(
+        article_id
+        for article_id, article in previous.items()
+        if not (article.path and (article.path in unreadable or article.path.split("#")[0] in unreadable))
+    )
 
 
 def chunk_articles(articles: tuple[Article, ...], chunk: ChunkSettings, first_id: int) -> tuple[list[Chunk], list[str]]:
@@ -117,24 +88,30 @@ def build_index(
     report = progress or (lambda stage, done, total: None)
     with backend.lock(wait=wait):
         report("reading", 0, 0)
-        articles, skipped, warnings = _read_unique(Path(corpus), limits, chunk, report)
-        hashes = {article.id: content_hash(article) for article in articles}
         previous = _previous(backend)
         reuse = previous is not None and not full and _compatible(previous.manifest, embedder, chunk)
-        previous_hashes = previous.content_hashes() if reuse else {}
-        gone = previous.articles(set(previous_hashes) - set(hashes)) if reuse else {}
-        plan = plan_build(articles, hashes, skipped, gone, previous_hashes)
-        summary = dict(added=plan.added, changed=plan.changed, unchanged=len(plan.keep), removed=len(plan.removed))
-        if reuse and not plan.embed and not plan.removed:
-            report("done", 1, 1)
-            return BuildSummary(**summary, skipped=plan.skipped, warnings=warnings, chunks_total=previous.manifest.chunk_count,
-                                seconds=time.perf_counter() - started)
-        next_id = previous.manifest.next_chunk_id if previous is not None else 0
-        writer = backend.begin_build(full=not reuse, progress=report)
+        incoming = Incoming(previous.content_hashes() if reuse else {}, chunk)
+        stream = CorpusStream(corpus, limits=limits, chunk=chunk)
+        writer = None
         try:
-            writer.delete([*plan.removed, *(a.id for a in plan.embed if a.id in previous_hashes)])
-            checkpoint = EmbeddingCheckpoint(index_dir, {"model": embedder.name, "dim": int(embedder.dim), **asdict(chunk)})
-            embedded, reused, next_id = _embed_articles(plan.embed, hashes, chunk, next_id, embedder, writer, checkpoint, checkpoint_chunks, report)
+            with read_ahead(incoming.to_embed(stream), on_item=_reading_progress(stream, report)) as pending:
+                checkpoint = EmbeddingCheckpoint(index_dir, {"model": embedder.name, "dim": int(embedder.dim), **asdict(chunk)})
+                next_id = previous.manifest.next_chunk_id if previous is not None else 0
+                counts = Counts()
+                for group in _grouped(pending, checkpoint_chunks):
+                    writer = writer or backend.begin_build(full=not reuse, progress=report)
+                    writer.delete([a.id for a in group if a.id in incoming.previous_hashes])
+                    next_id = _embed_group(group, incoming, chunk, next_id, embedder, writer, checkpoint, counts, report)
+            gone = previous.articles(set(incoming.previous_hashes) - set(incoming.hashes)) if reuse else {}
+            removed = removed_articles(gone, stream.skipped)
+            summary = dict(added=incoming.added, changed=incoming.changed, unchanged=incoming.unchanged, removed=len(removed))
+            skipped = tuple(stream.skipped) + tuple(incoming.refused)
+            if reuse and writer is None and not removed:
+                report("done", 1, 1)
+                return BuildSummary(**summary, skipped=skipped, warnings=tuple(stream.warnings),
+                                    chunks_total=previous.manifest.chunk_count, seconds=time.perf_counter() - started)
+            writer = writer or backend.begin_build(full=not reuse, progress=report)
+            writer.delete(removed)
             manifest = Manifest(
                 format_version=FORMAT_VERSION,
                 embedding_model=embedder.name,
@@ -150,13 +127,14 @@ def build_index(
             )
             writer.commit(manifest)
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             raise
         checkpoint.clear()
         report("done", 1, 1)
         total = backend.open().manifest.chunk_count
-    return BuildSummary(**summary, skipped=plan.skipped, warnings=warnings, chunks_embedded=embedded, chunks_resumed=reused,
-                        chunks_total=total, seconds=time.perf_counter() - started)
+    return BuildSummary(**summary, skipped=skipped, warnings=tuple(stream.warnings), chunks_embedded=counts.embedded,
+                        chunks_resumed=counts.resumed, chunks_total=total, seconds=time.perf_counter() - started)
 
 
 def build_from_settings(settings, embedder, *, full: bool = False, progress: Progress | None = None) -> BuildSummary:
@@ -176,71 +154,159 @@ def build_from_settings(settings, embedder, *, full: bool = False, progress: Pro
     )
 
 
-def _embed_articles(articles, hashes, chunk, next_id, embedder, writer, checkpoint, group_chunks, report) -> tuple[int, int, int]:
-    """Chunk, embed and add the articles in groups of about `group_chunks` chunks, checkpointing each group.
+class Incoming:
+    """Sorts the articles a read yields against the previous version: counts them, refuses a second article
+    with an id already seen, and passes on those to embed (added, or changed by content hash) with their
+    chunk counts. `chunks` counts the chunks to embed among the articles read so far."""
 
-    Returns the chunks embedded now, those taken from the checkpoint, and the next free chunk id. Reports
-    ("embedding", done, total) as batches finish and ("checkpoint", saved, total) once a group is on disk.
-    """
-    groups, total = _groups(articles, chunk, group_chunks)
-    embedder = for_job(embedder, total)
-    embedded = reused = done = 0
-    report("embedding", 0, total)
-    for group in groups:
-        chunks, texts = chunk_articles(group, chunk, next_id)
-        next_id += len(chunks)
-        digests = [text_digest(text) for text in texts]
-        vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
-        missing = []
-        for row, digest in enumerate(digests):
-            saved = checkpoint.get(digest)
-            if saved is None:
-                missing.append(row)
+    def __init__(self, previous_hashes: dict[str, str], chunk: ChunkSettings):
+        self.previous_hashes, self.chunk = previous_hashes, chunk
+        self.hashes: dict[str, str] = {}
+        self.paths: dict[str, str] = {}
+        self.refused: list[Refused] = []
+        self.added = self.changed = self.unchanged = self.chunks = 0
+
+    def to_embed(self, articles: Iterable[Article]) -> Iterator[tuple[Article, int]]:
+        """(article, its chunk count) for each article that needs embedding, in reading order."""
+        for article in articles:
+            if article.id in self.hashes:
+                self.refused.append(Refused(article.path, f"duplicate article id {article.id} (also {self.paths[article.id]})"))
+                continue
+            self.hashes[article.id], self.paths[article.id] = content_hash(article), article.path
+            old = self.previous_hashes.get(article.id)
+            if old == self.hashes[article.id]:
+                self.unchanged += 1
+                continue
+            if old is None:
+                self.added += 1
             else:
-                vectors[row] = saved
-        reused += len(texts) - len(missing)
-        done += len(texts) - len(missing)
-        if missing:
-            fresh = _embed(embedder, [texts[row] for row in missing], lambda stage, n, _t, base=done: report(stage, base + n, total))
-            vectors[missing] = fresh
-            checkpoint.save([digests[row] for row in missing], fresh)
-            embedded += len(missing)
-            done += len(missing)
-            report("checkpoint", done, total)
-        report("embedding", done, total)
-        writer.add(group, {a.id: hashes[a.id] for a in group}, chunks, vectors)
-    return embedded, reused, next_id
+                self.changed += 1
+            spans = len(chunk_spans(article.text, self.chunk.words, self.chunk.overlap_words))
+            self.chunks += spans
+            yield article, spans
 
 
-def _groups(articles, chunk: ChunkSettings, size: int) -> tuple[list[tuple[Article, ...]], int]:
-    """Whole articles in groups of about `size` chunks (each group is checkpointed at once), and the chunk count."""
-    groups, current, count, total = [], [], 0, 0
-    for article in articles:
-        current.append(article)
-        spans = len(chunk_spans(article.text, chunk.words, chunk.overlap_words))
-        count, total = count + spans, total + spans
+@dataclass
+class Counts:
+    """Chunks a build has embedded now, taken from the checkpoint, and both together."""
+
+    embedded: int = 0
+    resumed: int = 0
+    done: int = 0
+
+
+def _grouped(articles: Iterable[tuple[Article, int]], size: int) -> Iterator[tuple[Article, ...]]:
+    """Whole articles in groups of about `size` chunks, each yielded as soon as it is full (then checkpointed).
+
+    >>> [len(g) for g in _grouped([(Article(str(n), "text"), 2) for n in range(5)], 4)]
+    [2, 2, 1]
+    """
+    group, count = [], 0
+    for article, chunks in articles:
+        group.append(article)
+        count += chunks
         if count >= size:
-            groups.append(tuple(current))
-            current, count = [], 0
-    if current:
-        groups.append(tuple(current))
-    return groups, total
+            yield tuple(group)
+            group, count = [], 0
+    if group:
+        yield tuple(group)
 
 
-def _read_unique(
-    corpus: Path, limits: CorpusLimits, chunk: ChunkSettings, report: Progress
-) -> tuple[list[Article], list[Skipped], tuple[FileWarning, ...]]:
-    """Read the corpus; a second article with an id already seen is skipped, not silently merged."""
-    articles, skipped, warnings = read_corpus(
-        corpus, limits=limits, chunk=chunk, progress=lambda done, total: report("reading", done, total)
-    )
-    seen: dict[str, Article] = {}
-    for article in articles:
-        if article.id in seen:
-            skipped.append(Refused(article.path, f"duplicate article id {article.id} (also {seen[article.id].path})"))
+def _embed_group(group, incoming: Incoming, chunk, next_id, embedder, writer, checkpoint, counts: Counts, report) -> int:
+    """Chunk, embed (or take from the checkpoint) and add one group of articles; returns the next free chunk id.
+
+    Reports ("embedding", done, total) as batches finish and ("checkpoint", done, total) once the group is on
+    disk. `total` counts the chunks to embed that were read so far: while reading goes on it grows.
+    """
+    chunks, texts = chunk_articles(group, chunk, next_id)
+    digests = [text_digest(text) for text in texts]
+    vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    missing = []
+    for row, digest in enumerate(digests):
+        saved = checkpoint.get(digest)
+        if saved is None:
+            missing.append(row)
         else:
-            seen[article.id] = article
-    return list(seen.values()), list(skipped), tuple(warnings)
+            vectors[row] = saved
+    counts.resumed += len(texts) - len(missing)
+    counts.done += len(texts) - len(missing)
+    if missing:
+        base = counts.done
+        fresh = _embed(for_job(embedder, len(missing)), [texts[row] for row in missing],
+                       lambda stage, n, _t: report(stage, base + n, incoming.chunks))
+        vectors[missing] = fresh
+        checkpoint.save([digests[row] for row in missing], fresh)
+        counts.embedded += len(missing)
+        counts.done += len(missing)
+        report("checkpoint", counts.done, incoming.chunks)
+    report("embedding", counts.done, incoming.chunks)
+    writer.add(group, {a.id: incoming.hashes[a.id] for a in group}, chunks, vectors)
+    return next_id + len(chunks)
+
+
+def _reading_progress(stream: CorpusStream, report: Progress) -> Callable[[], None]:
+    """A callback that reports ("reading", files read, files) whenever the count moved."""
+    shown = [0]
+
+    def show() -> None:
+        if stream.files_read != shown[0]:
+            shown[0] = stream.files_read
+            report("reading", shown[0], len(stream.files))
+
+    return show
+
+
+@contextmanager
+def read_ahead(items: Iterable, on_item: Callable[[], None] = lambda: None, depth: int = 1024) -> Iterator[Iterator]:
+    """Iterate `items` on a background thread, at most `depth` items ahead, so reading and parsing a corpus
+    overlap embedding it (the embedder releases the GIL while it computes).
+
+    Yields an iterator over the items, which raises any error the reader met. `on_item()` runs on the
+    consuming thread after each item arrives, so progress callbacks never run on two threads at once.
+
+    >>> with read_ahead(iter(range(3))) as got:
+    ...     list(got)
+    [0, 1, 2]
+    """
+    queued: queue.Queue = queue.Queue(maxsize=depth)
+    stop, end = threading.Event(), object()
+
+    def offer(item) -> bool:
+        """Queue `item` unless the consumer has gone; whether it was queued."""
+        while not stop.is_set():
+            try:
+                queued.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(end)
+        except BaseException as error:  # handed to the consumer, which raises it
+            offer(error)
+
+    def consume() -> Iterator:
+        while True:
+            item = queued.get()
+            on_item()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    reader = threading.Thread(target=produce, name="corpus-reader", daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _previous(backend: Backend):

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -136,42 +136,64 @@ def read_corpus(
     listed. `chunk` sets how articles are counted against the chunk limit. `progress(done, total)` is called
     after each file.
     """
-    root = os.fspath(root)
-    if not os.path.exists(root):
-        raise CorpusFileError(f"{shown_path(root)}: no such file or folder")
-    skipped: list[Skipped] = []
-    if os.path.isdir(root):
-        if not os.access(root, os.R_OK | os.X_OK):
-            raise CorpusFileError(f"{shown_path(root)}: permission denied, can't list the folder")
-        files = sorted(walk_corpus(root, unsupported, skipped))
-    else:
-        files = _single_file(root, skipped)
+    stream = CorpusStream(root, limits=limits, chunk=chunk, progress=progress)
+    articles = list(stream)
+    return CorpusRead(articles, stream.skipped, stream.warnings)
 
-    articles: list[Article] = []
-    warnings: list[FileWarning] = []
-    seen_ids: set[str] = set()
-    seen_texts: dict[str, str] = {}
-    for done, (rel, path) in enumerate(files, start=1):
-        for item in _read_file(path, rel, limits, chunk):
-            if isinstance(item, (Skipped, FileWarning)):
-                (skipped if isinstance(item, Skipped) else warnings).append(item)
-                continue
-            key = normalized_for_duplicates(item.text)
-            if key in seen_texts:
-                skipped.append(Refused(item.path, f"duplicate of {seen_texts[key]}"))
-                continue
-            if not item.source:
-                item = replace(item, source=fallback_source(item.url, _folder_name(root, rel)))
-            if item.id in seen_ids:  # two records of one JSON file share a url: fall back to the record number
-                item = replace(item, id=article_id(rel, "#" + item.path.rpartition("#")[2]))
-            seen_texts[key] = item.path
-            seen_ids.add(item.id)
-            articles.append(item)
-        if progress:
-            progress(done, len(files))
-    duplicates = {s.path for s in skipped if s.reason.startswith("duplicate of")}
-    skipped.sort(key=lambda item: item.path.partition("#")[0])  # by file; a file's records stay in their order
-    return CorpusRead(articles, skipped, [w for w in warnings if w.path not in duplicates])
+
+class CorpusStream:
+    """The articles of a corpus, yielded file by file as they are read, so a build can embed while it reads.
+
+    The folder is listed when the stream is made (CorpusFileError if `root` doesn't exist or can't be
+    listed). `skipped` and `warnings` are complete once the iteration ends.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        limits: CorpusLimits = CorpusLimits(),
+        chunk: ChunkSettings = ChunkSettings(),
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        self.root, self.limits, self.chunk, self.progress = os.fspath(root), limits, chunk, progress
+        if not os.path.exists(self.root):
+            raise CorpusFileError(f"{shown_path(self.root)}: no such file or folder")
+        self.skipped: list[Skipped] = []
+        self.warnings: list[FileWarning] = []
+        if os.path.isdir(self.root):
+            if not os.access(self.root, os.R_OK | os.X_OK):
+                raise CorpusFileError(f"{shown_path(self.root)}: permission denied, can't list the folder")
+            self.files = sorted(walk_corpus(self.root, unsupported, self.skipped))
+        else:
+            self.files = _single_file(self.root, self.skipped)
+        self.files_read = 0
+
+    def __iter__(self) -> Iterator[Article]:
+        seen_ids: set[str] = set()
+        seen_texts: dict[str, str] = {}
+        for done, (rel, path) in enumerate(self.files, start=1):
+            for item in _read_file(path, rel, self.limits, self.chunk):
+                if isinstance(item, (Skipped, FileWarning)):
+                    (self.skipped if isinstance(item, Skipped) else self.warnings).append(item)
+                    continue
+                key = normalized_for_duplicates(item.text)
+                if key in seen_texts:
+                    self.skipped.append(Refused(item.path, f"duplicate of {seen_texts[key]}"))
+                    continue
+                if not item.source:
+                    item = replace(item, source=fallback_source(item.url, _folder_name(self.root, rel)))
+                if item.id in seen_ids:  # two records of one JSON file share a url: fall back to the record number
+                    item = replace(item, id=article_id(rel, "#" + item.path.rpartition("#")[2]))
+                seen_texts[key] = item.path
+                seen_ids.add(item.id)
+                yield item
+            self.files_read = done
+            if self.progress:
+                self.progress(done, len(self.files))
+        duplicates = {s.path for s in self.skipped if s.reason.startswith("duplicate of")}
+        self.skipped.sort(key=lambda item: item.path.partition("#")[0])  # by file; a file's records stay in their order
+        self.warnings = [w for w in self.warnings if w.path not in duplicates]
 
 
 def _single_file(path: str, skipped: list[Skipped]) -> list[tuple[str, str]]:

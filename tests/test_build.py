@@ -178,6 +178,42 @@ def test_progress_reports_reading_embedding_and_writing(three_articles, tmp_path
     assert ("embedding", 3, 3) in calls and ("reading", 3, 3) in calls
 
 
+def test_embedding_starts_while_the_corpus_is_still_being_read(tmp_path, fake_embedder, monkeypatch):
+    import index.corpus
+
+    generated_corpus(tmp_path / "corpus", 12)
+    embedding_began, read_file = threading.Event(), index.corpus._read_file
+    waited = []
+
+    class Watching:
+        name, dim = fake_embedder.name, fake_embedder.dim
+
+        def embed(self, texts, threads=None):
+            embedding_began.set()
+            return fake_embedder.embed(texts)
+
+    def read_last_file_once_embedding_began(path, rel, *args):
+        if rel == "gen0011.md":  # a sequential build would read this before embedding anything
+            waited.append(embedding_began.wait(10))
+        return read_file(path, rel, *args)
+
+    monkeypatch.setattr(index.corpus, "_read_file", read_last_file_once_embedding_began)
+    summary = build_index(tmp_path / "corpus", tmp_path / "ix", Watching(), checkpoint_chunks=2)
+    assert waited == [True] and summary.added == 12 and summary.chunks_total == 12
+
+
+def test_a_reading_error_is_raised_by_the_build_and_leaves_the_index(three_articles, tmp_path, fake_embedder, monkeypatch):
+    import index.corpus
+
+    build_index(three_articles, tmp_path / "ix", fake_embedder)
+    before = current_generation(tmp_path / "ix")
+    (three_articles / "new.md").write_text("---\ntitle: New\n---\nA new article about the harbour.\n")
+    monkeypatch.setattr(index.corpus, "_read_file", lambda *args: (_ for _ in ()).throw(MemoryError("reader died")))
+    with pytest.raises(MemoryError, match="reader died"):
+        build_index(three_articles, tmp_path / "ix", fake_embedder)
+    assert current_generation(tmp_path / "ix") == before and len(articles_of(load_index(tmp_path / "ix"))) == 3
+
+
 def test_a_second_build_is_refused_while_one_holds_the_lock(three_articles, tmp_path, fake_embedder):
     index_dir = tmp_path / "ix"
     build_index(three_articles, index_dir, fake_embedder)
