@@ -4,7 +4,8 @@
         --out results/bench_index.json [--backend onnx|torch] [--retrieval]
 
 Measures, with the real embedder of the chosen backend (default: the settings' choice, ONNX int8):
-  - a full build of the corpus (seconds, chunks/s, and the reading/embedding/writing split);
+  - a full build of the corpus (seconds, chunks/s, the embedder that built it, and when each stage ran:
+    reading overlaps embedding);
   - an incremental re-index after one article changes (on a copy of the corpus and of the index);
   - query embedding latency (one dev question at a time) and search latency p50/p95, fused and dense-only;
   - `byline search` in a fresh process on an index of the sample corpus/ (wall seconds, and whether torch loaded);
@@ -36,7 +37,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from index.build import build_index  # noqa: E402
 from index.chunking import ChunkSettings  # noqa: E402
-from index.embed import choose_backend, load_embedder  # noqa: E402
+from index.embed import choose_backend, for_job, load_embedder  # noqa: E402
 from index.stores.local import LocalBackend  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
@@ -62,14 +63,14 @@ class StageClock:
         if stage == "embedding" and total and sys.stderr.isatty():
             print(f"\rembedding {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    def seconds(self) -> dict[str, float]:
-        """Seconds spent in each stage (from its first to its last report)."""
-        names = list(self.stages)
-        out = {}
-        for name, following in zip(names, names[1:] + [None]):
-            end = self.stages[following][0] if following else self.stages[name][1]
-            out[name] = round(end - self.stages[name][0], 3)
-        return out
+    def spans(self) -> dict[str, list[float]]:
+        """Each stage's first and last report, in seconds from the start (reading overlaps embedding)."""
+        return {name: [round(first, 3), round(last, 3)] for name, (first, last) in self.stages.items()}
+
+    def seconds(self, stage: str) -> float:
+        """Seconds from a stage's first report to its last."""
+        first, last = self.stages.get(stage, (0.0, 0.0))
+        return last - first
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -94,10 +95,17 @@ def full_build(corpus: Path, index_dir: Path, embedder, chunk: ChunkSettings) ->
         "skipped": len(summary.skipped),
         "chunks": summary.chunks_total,
         "chunks_per_second": round(summary.chunks_embedded / summary.seconds, 1),
-        "embedding_chunks_per_second": round(summary.chunks_embedded / clock.seconds()["embedding"], 1),
-        "stage_seconds": clock.seconds(),
+        "embedding_chunks_per_second": round(summary.chunks_embedded / max(clock.seconds("embedding"), 1e-9), 1),
+        "build_embedder": build_embedder(embedder, summary.chunks_embedded),
+        "stage_spans_seconds": clock.spans(),
         "load_average": load_average(),
     }
+
+
+def build_embedder(embedder, chunks: int) -> str:
+    """Which embedder a build of `chunks` chunks ran on, e.g. "SentenceTransformerEmbedder bf16"."""
+    chosen = for_job(embedder, chunks)
+    return f"{type(chosen).__name__} {getattr(chosen, 'precision', '')}".strip()
 
 
 def one_article_changed(corpus: Path, index_dir: Path, embedder, chunk: ChunkSettings) -> dict:
@@ -120,7 +128,7 @@ def one_article_changed(corpus: Path, index_dir: Path, embedder, chunk: ChunkSet
             "changed": summary.changed,
             "unchanged": summary.unchanged,
             "chunks_embedded": summary.chunks_embedded,
-            "stage_seconds": clock.seconds(),
+            "stage_spans_seconds": clock.spans(),
             "load_index_seconds": round(time.perf_counter() - load_started, 3),
             "load_average": load_average(),
         }

@@ -191,7 +191,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64, precision: str = "fp32", lanes: int = 1):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {precision!r}; choose fp32 or bf16")
-        self.name = model_label(model)
+        self.name, self.precision = model_label(model), precision
         self._model = load_sentence_transformer(model)
         if precision == "bf16":
             import torch

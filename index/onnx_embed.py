@@ -102,7 +102,7 @@ class OnnxEmbedder:
 
         folder = Path(resolve_model_path(model))
         check_pipeline(_read_json(folder / "modules.json"), _read_json(_pooling_config(folder)))
-        self.name = model_label(model)  # the model, not the precision: int8 vectors share fp32 space
+        self.name, self.precision = model_label(model), precision  # the name is the model: int8 shares fp32's space
         self.batch_size = batch_size
         self.max_length = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
