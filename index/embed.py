@@ -127,7 +127,8 @@ def has_bf16_matrix_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 class WithBulkPath:
     """An embedder for queries and small builds, with a faster one for big builds that is loaded on first use.
 
-    `for_job(count)` picks: `quick` below `bulk_from` chunks (no torch import to pay), `bulk` from there on.
+    `for_job(count)` picks `quick` below `bulk_from` chunks (no torch import to pay), else `bulk`, and `bulk`
+    for any job once it is loaded.
     Both run the same model, so their vectors mix in one index (cosine 0.99+ between them).
     """
 
@@ -140,8 +141,8 @@ class WithBulkPath:
         return self.quick.embed(texts, threads=threads)
 
     def for_job(self, count: int) -> Embedder:
-        """The embedder for a build that embeds `count` chunks."""
-        if count < self.bulk_from:
+        """The embedder for `count` chunks of a build: the bulk one once it is loaded (it is the faster)."""
+        if self._bulk is None and count < self.bulk_from:
             return self.quick
         if self._bulk is None:
             self._bulk = self._load_bulk()
@@ -199,7 +200,7 @@ class SentenceTransformerEmbedder:
             self._model = self._model.to(torch.bfloat16)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
-        self.batch_size = batch_size if precision == "fp32" else min(batch_size, 16)  # bf16 is fastest in small batches
+        self.batch_size = batch_size if precision == "fp32" else min(batch_size, 8)  # bf16: 14 % less CPU than at 16
         self.lanes = lanes
         self._pool = ThreadPoolExecutor(lanes, thread_name_prefix="torch-embed") if lanes > 1 else None
 

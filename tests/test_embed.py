@@ -82,6 +82,7 @@ def test_the_bulk_path_serves_big_jobs_only_and_loads_once():
     assert for_job(switch, 99) is quick and loads == []
     bulk = for_job(switch, 100)
     assert bulk is not quick and for_job(switch, 5000) is bulk and loads == [1]
+    assert for_job(switch, 3) is bulk  # loaded: a build's last, small group stays on it
     assert switch.embed(["a query"])[0, 0] == 1.0  # queries stay on the quick path
     plain = Constant(1.0)
     assert for_job(plain, 10**6) is plain
