@@ -95,3 +95,47 @@ def test_never_mentions_ignores_request_words_and_known_names():
                      "Players of Baldur’s Gate 3 got a patch?", "Explain Dongfeng's plans"]:
         assert missing_entities(question, mentioned) == [], question
     assert missing_entities("Who won the Tour de France?", mentioned) == ["Tour de France"]
+
+
+def passages_for(question: str, articles: list[tuple[str, str, str]]) -> list[Passage]:
+    """The evidence passages over these (source, title, text) articles, all retrieved."""
+    hits = [Hit(i, f"a{i}", 1.0, text, 0, len(text), title=title, source=source) for i, (source, title, text) in enumerate(articles)]
+    scored = score_sentences(question, hits, kinds=[p.kind for p in question_parts(question)])
+    return select_evidence(scored, hits, budget=1000, count_tokens=lambda t: len(t.split()), min_relative=0.0)
+
+
+def cited_titles(question: str, articles: list[tuple[str, str, str]]) -> set[str]:
+    return {c.title for c in compose(question, passages_for(question, articles))[1]}
+
+
+def test_each_outlet_mention_cites_the_article_matching_its_clause():
+    question = "What did the Wire report on Rovers hiring a new coach, and what did the Post say on Rovers selling their stadium to a developer from Spain last week?"
+    articles = [
+        ("Wire", "Stadium protest", "Rovers sold their stadium to a developer from Spain last week, and fans protested."),
+        ("Wire", "Rovers hire coach", "Rovers hired a new coach."),
+        ("Post", "Stadium sale", "Rovers sold their stadium to a developer."),
+    ]
+    assert cited_titles(question, articles) == {"Rovers hire coach", "Stadium sale"}
+
+
+def test_an_outlet_named_twice_reports_twice():
+    question = "Does the Wire article say the Rovers coach was sacked and does the Wire report say the Millbrook museum thrived?"
+    articles = [
+        ("Wire", "Coach out", "Rovers dismissed their coach after the defeat."),
+        ("Wire", "Museum record", "The Millbrook museum drew record crowds this summer."),
+        ("Wire", "Weather", "Rain is expected in Millbrook on Monday."),
+    ]
+    assert cited_titles(question, articles) == {"Coach out", "Museum record"}
+
+
+def test_a_name_is_cited_to_its_best_naming_articles_and_outlets_speak_from_them():
+    question = "Which striker, according to the Wire and the Post, scored the winning goal for Rovers?"
+    articles = [
+        ("Wire", "Rovers win", "Striker Kofi Mensah scored the winning goal for Rovers."),
+        ("Post", "Match report", "Kofi Mensah scored the winning goal as Rovers beat Millbrook."),
+        ("Post", "Mensah profile", "Kofi Mensah grew up in Eastbrook."),
+        ("Post", "Ticket prices", "Rovers raised ticket prices for the winning season."),
+    ]
+    sentences, citations = compose(question, passages_for(question, articles))
+    assert sentences[0].text == "Kofi Mensah."
+    assert {c.title for c in citations} == {"Rovers win", "Match report"}
