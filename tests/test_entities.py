@@ -66,3 +66,9 @@ def test_a_capitalized_sentence_opener_is_no_name_but_a_camel_case_name_is():
     text = "Laid off staff protested. OpenAI shipped a model. Ask OpenAI."
     words = CommonHere({"laid", "openai"}, text)
     assert "laid" in words and "openai" not in words
+
+
+def test_a_common_word_opening_a_sentence_is_never_the_answer():
+    question = "Which company cut jobs across departments, according to TechCrunch?"
+    articles = [("TechCrunch", "Layoffs", "Jodo\n\nReportedly cut jobs across departments. Flexport cut 20 percent of its staff.")]
+    assert entity(question, articles, {"reportedly"}) == "Flexport"

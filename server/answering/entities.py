@@ -88,13 +88,16 @@ def full_name(surname: str, texts: Sequence[str]) -> str:
     ('Taylor Swift', 'Rome')
     >>> full_name("Bankman-Fried", ["Is Sam Bankman-Fried a bad man?"]), full_name("Ellison", ["CEO Caroline Ellison"])
     ('Sam Bankman-Fried', 'Caroline Ellison')
+    >>> full_name("Kelce", ["The Taylor Swift-Travis Kelce timeline", "Travis Kelce caught it."])
+    'Travis Kelce'
+
     """
     found = (m.group(1).split() for text in texts for m in re.finditer(rf"\b((?:[A-Z][\w'’-]+\s+){{1,2}}{re.escape(surname)})\b", text))
     # "Is Sam Bankman-Fried …" (a headline) and "CEO Caroline Ellison" give the name after the function word or title.
     forms = Counter(" ".join(w[max((i + 1 for i, x in enumerate(w[:-1]) if x in STOPWORDS_CAPITALIZED or x.lower() in TITLES), default=0):]) for w in found)
     for form, _ in forms.most_common():
-        if form != surname and not _ORG_WORD.search(form):
-            return form
+        if form != surname and not _ORG_WORD.search(form) and not re.search(r"-[A-Z]", form.rsplit(" ", 1)[0]):
+            return form  # not "Taylor Swift-Travis Kelce" for Kelce
     return surname
 
 
@@ -214,7 +217,7 @@ def best_entity(
     outlets = {folded(source_of(p)) for p in passages} | {folded(o) for o in outlets_named(question)}
     asked_terms = content_words(question)
     texts = [f"{p.hit.title or ''}. {p.hit.text}" for p in passages]
-    common = CommonHere(common, " ".join(texts))
+    common = CommonHere(common, " ".join(p.hit.text for p in passages))  # not the titles: headlines capitalize every word
     scores: dict[str, dict[int, float]] = {}
     support: dict[str, list[tuple[EvidenceSentence, Passage]]] = {}
     forms: dict[str, set[str]] = {}
@@ -222,7 +225,9 @@ def best_entity(
         for raw in candidate_names(sentence.text):
             written = bare_name(raw, common, opens_sentence=sentence.text.lstrip(" \"'“‘").startswith(raw))
             name = expanded(written or raw, texts)  # "Fed", a common word too, still stands for the Federal Reserve
-            if not written and name != raw:
+            if not written:
+                if name == raw:
+                    continue
                 written = raw
             if intent.entity_type == "person" and len(name.split()) == 1:
                 name = full_name(name, texts)  # "Altman" is "Sam Altman" where the evidence says so
