@@ -97,9 +97,12 @@ def test_never_mentions_ignores_request_words_and_known_names():
     assert missing_entities("Who won the Tour de France?", mentioned) == ["Tour de France"]
 
 
-def passages_for(question: str, articles: list[tuple[str, str, str]]) -> list[Passage]:
-    """The evidence passages over these (source, title, text) articles, all retrieved."""
-    hits = [Hit(i, f"a{i}", 1.0, text, 0, len(text), title=title, source=source) for i, (source, title, text) in enumerate(articles)]
+def passages_for(question: str, articles: list[tuple], dates: tuple[str, ...] = ()) -> list[Passage]:
+    """The evidence passages over these (source, title, text) articles, all retrieved (published on `dates`)."""
+    hits = [
+        Hit(i, f"a{i}", 1.0, text, 0, len(text), title=title, source=source, published=dates[i] if dates else "")
+        for i, (source, title, text) in enumerate(articles)
+    ]
     scored = score_sentences(question, hits, kinds=[p.kind for p in question_parts(question)])
     return select_evidence(scored, hits, budget=1000, count_tokens=lambda t: len(t.split()), min_relative=0.0)
 
@@ -139,3 +142,14 @@ def test_a_name_is_cited_to_its_best_naming_articles_and_outlets_speak_from_them
     sentences, citations = compose(question, passages_for(question, articles))
     assert sentences[0].text == "Kofi Mensah."
     assert {c.title for c in citations} == {"Rovers win", "Match report"}
+
+
+def test_an_outlet_mention_with_a_date_cites_the_article_published_then():
+    question = "What did the Wire report on October 12, 2023 about the Rovers coach, and what did the Post say about the stadium?"
+    articles = [
+        ("Wire", "Coach talks", "The Rovers coach spoke about the stadium and the coach's new contract with Rovers."),
+        ("Wire", "Coach signs", "Rovers confirmed the coach will stay."),
+        ("Post", "Stadium", "The stadium will be sold."),
+    ]
+    passages = passages_for(question, articles, ("2023-11-02", "2023-10-12", "2023-10-12"))
+    assert {c.title for c in compose(question, passages)[1]} == {"Coach signs", "Stadium"}
