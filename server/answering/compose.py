@@ -69,7 +69,7 @@ def sentences_wanted(question: str, parts: int = 1) -> int:
     return min(MAX_SENTENCES, base + parts - 1)
 
 
-CITED_FOR_NAME = 2  # articles cited for a who/which answer: its best naming articles (a third was gold evidence half the time)
+CITED_FOR_NAME = 2  # articles cited for a who/which answer: its best naming articles (a third was gold evidence 44 % of the time)
 CLAUSE_WEIGHT = 2.0
 DATE_MATCH = 3.0  # for the outlet's article published on the date the words around its mention name: it decides
 
