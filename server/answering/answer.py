@@ -11,6 +11,7 @@ import itertools
 import re
 import time
 from collections.abc import Container, Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -109,18 +110,38 @@ def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
             close()
 
 
-def release(sentences: Sequence[Sentence], citations: Sequence[Citation], released: list[Sentence]) -> Iterator[Delta]:
-    """One Delta per checked sentence, each carrying the citations it is the first to use; appends to `released`.
+class Numbering:
+    """Shows citations numbered 1, 2, 3 ... in the order the answer first uses them, whatever numbers the
+    evidence gave its passages, so a reader never sees [2] with no [1]."""
+
+    def __init__(self) -> None:
+        self.shown: dict[int, int] = {}
+
+    def sentence(self, sentence: Sentence) -> Sentence:
+        """The sentence with its citations renumbered (a citation seen for the first time takes the next number)."""
+        for n in sentence.citations:
+            self.shown.setdefault(n, len(self.shown) + 1)
+        return replace(sentence, citations=tuple(self.shown[n] for n in sentence.citations))
+
+    def citations(self, citations: Sequence[Citation]) -> tuple[Citation, ...]:
+        """The citations already used, renumbered, in number order."""
+        return tuple(sorted((replace(c, n=self.shown[c.n]) for c in citations if c.n in self.shown), key=lambda c: c.n))
+
+
+def release(sentences: Sequence[Sentence], citations: Sequence[Citation], released: list[Sentence], numbering: Numbering) -> Iterator[Delta]:
+    """One Delta per checked sentence, numbered as `numbering` shows them, each carrying the citations it is the
+    first to use; appends the sentences (as numbered inside the answerer) to `released`.
 
     >>> out: list[Sentence] = []
-    >>> [d.text for d in release([Sentence("Rome waits.", (1,), True), Sentence("It sells.", (1,), True)], [], out)]
+    >>> [d.text for d in release([Sentence("Rome waits.", (3,), True), Sentence("It sells.", (3,), True)], [], out, Numbering())]
     ['Rome waits [1].', ' It sells [1].']
     """
     used = {n for s in released for n in s.citations}
     for sentence in sentences:
-        new = tuple(c for c in citations if c.n in sentence.citations and c.n not in used)
+        new = [c for c in citations if c.n in sentence.citations and c.n not in used]
         used.update(sentence.citations)
-        yield Delta((" " if released else "") + render_answer([sentence]), new)
+        shown = numbering.sentence(sentence)
+        yield Delta((" " if released else "") + render_answer([shown]), numbering.citations(new))
         released.append(sentence)
 
 
@@ -240,7 +261,8 @@ class Answerer:
         sentences, citations = compose(question, passages, self._common_words())
         sentences = fit_tokens(sentences, max_tokens, self.llm.count_tokens)
         released: list[Sentence] = []
-        for delta in release(sentences, citations, released):
+        numbering = Numbering()
+        for delta in release(sentences, citations, released, numbering):
             timings.setdefault("first_sentence_s", round(time.perf_counter() - started, 3))
             yield delta
 
@@ -261,7 +283,7 @@ class Answerer:
                     continue
                 joined, citations = self._check_model_text(text[checked_upto:ends[-1]], passages, vectors, citations, released, max_tokens)
                 checked_upto = ends[-1]
-                for delta in release(joined, citations, released):
+                for delta in release(joined, citations, released, numbering):
                     timings.setdefault("first_sentence_s", round(time.perf_counter() - started, 3))
                     yield delta
             used = token_usage(prompt_tokens(self.llm.count_tokens, prompt.body), self.llm.count_tokens(text) if text else 0)
@@ -272,9 +294,9 @@ class Answerer:
         timings["total_s"] = round(time.perf_counter() - started, 3)
         yield Answer(
             question=question,
-            answer=render_answer(released),
-            sentences=tuple(released),
-            citations=tuple(c for c in citations if any(c.n in s.citations for s in released)),
+            answer=render_answer([numbering.sentence(s) for s in released]),
+            sentences=tuple(numbering.sentence(s) for s in released),
+            citations=numbering.citations(citations),
             mode="generated" if model_joined else "evidence",
             message=MODEL_MESSAGES.get(failure or "", ""),
             nearest=nearest_articles(hits),
