@@ -14,6 +14,7 @@ from index.embed import DEFAULT_CACHE_DIR, DEFAULT_EMBEDDING_MODEL, EmbedderSpec
 from index.types import CorpusLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LLAMA_CPP_BUDGET_S = 2.3  # the whole answer is due in 2.5 s (p50, 2 cores); checking the last sentence takes the rest
 
 
 class Settings(BaseSettings):
@@ -133,6 +134,16 @@ class Settings(BaseSettings):
     llm_stream: bool = Field(
         default=True, description="Ask the OpenAI-compatible server to stream tokens; false sends one request, one reply."
     )
+    llm_budget_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds from the question to the end of the model's writing: the prompt holds only the evidence the model "
+            "can read in time (at its measured speed), and writing stops at the budget, keeping the checked sentences "
+            "written by then. Empty: 2.3 for llama_cpp (a small CPU model), none for openai; 0: no budget."
+        ),
+    )
     max_answer_tokens: int = Field(default=160, ge=16, le=4096, description="Cap on generated tokens per answer.")
     evidence_tokens: int = Field(
         default=700, ge=100, le=100_000, description="Token budget for the numbered passages in the prompt."
@@ -183,6 +194,12 @@ class Settings(BaseSettings):
         default=60_000, ge=10, description="A longer history (all earlier messages together) is refused (413)."
     )
     max_request_bytes: int = Field(default=1_000_000, ge=1000, description="Larger JSON request bodies are refused (413).")
+
+    def model_budget_s(self) -> float:
+        """The model's time budget in seconds (`llm_budget_s`, or its backend's default); 0 means none."""
+        if self.llm_budget_s is not None:
+            return self.llm_budget_s
+        return LLAMA_CPP_BUDGET_S if self.llm_backend == "llama_cpp" else 0.0
 
     def chunk_settings(self) -> ChunkSettings:
         """How articles are chunked and embedded; recorded in, and checked against, the index manifest."""

@@ -83,9 +83,9 @@ def passage(text: str) -> Passage:
 
 def test_verdicts_only_when_the_claim_is_found():
     evidence = [passage("The council approved the bike lanes on Market Road. Rain fell.")]
-    assert check_claims("Did the council approve the bike lanes on Market Road?", evidence)[0] == "Yes"
-    assert check_claims("Did the council not approve the bike lanes on Market Road?", evidence)[0] == "No"
-    assert check_claims("Did the mayor resign over the tram budget?", evidence)[0] == ""
+    assert check_claims("Did the council approve the bike lanes on Market Road?", evidence).word == "Yes"
+    assert check_claims("Did the council not approve the bike lanes on Market Road?", evidence).word == "No"
+    assert check_claims("Did the mayor resign over the tram budget?", evidence).word == ""
 
 
 def test_never_mentions_ignores_request_words_and_known_names():

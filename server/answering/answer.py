@@ -7,6 +7,7 @@ sentences that pass the support check join after it; then exactly one final `Ans
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -19,6 +20,7 @@ from index.embed import FewThreads
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
 from server.answering.abstain import folded, missing_entities, named_entities, unknown_publications
+from server.answering.budget import ModelPace, plan_generation
 from server.answering.citations import SUPPORT_THRESHOLD, join_checked, render_answer, verify_citations
 from server.answering.compose import compose
 from server.answering.evidence import EvidenceSentence, evidence_budget, score_sentences, select_evidence
@@ -198,6 +200,7 @@ class Answerer:
         self.llm = llm
         self.embedder = FewThreads(embedder, settings.query_embedding_threads)
         self.settings = settings
+        self.pace = ModelPace()  # the model's measured reading and writing speed, for its time budget
 
     def answer(self, question: str, history: list[dict] | None = None, k: int | None = None, filters: Filters | None = None, **options) -> Answer:
         """The final Answer (consumes `stream`; `options` are stream's keyword-only ones)."""
@@ -258,7 +261,8 @@ class Answerer:
         budget = evidence_budget(settings.evidence_tokens, self.llm.context_tokens, overhead, limit)
         passages = select_evidence(scored, hits, budget=budget, count_tokens=self.llm.count_tokens)
 
-        sentences, citations = compose(question, passages, self._common_words())
+        pairs = functools.partial(self._pair_similarity, known=vectors)
+        sentences, citations = compose(question, passages, self._common_words(), pairs)
         sentences = fit_tokens(sentences, max_tokens, self.llm.count_tokens)
         released: list[Sentence] = []
         numbering = Numbering()
@@ -267,18 +271,25 @@ class Answerer:
             yield delta
 
         text, used, failure = "", token_usage(), None
-        if settings.use_llm:
-            # The model's sentences are checked as each one is complete, and join the answer at once if they pass.
+        plan = self._plan_model(question + (system or ""), started, limit, budget) if settings.use_llm else None
+        if plan is not None:
+            # The model reads only the evidence it can read in time, writes until the budget, and its sentences are
+            # checked as each one is complete, joining the answer at once if they pass.
+            evidence_tokens, write = plan
+            if evidence_tokens < budget:
+                passages = select_evidence(scored, hits, budget=evidence_tokens, count_tokens=self.llm.count_tokens)
             prompt = build_prompt(question, passages, chat=chat, system=system)
             checked_upto = 0
-            for piece in itertools.chain(self._generate(prompt, timings, started, limit, temperature or 0.0), [None]):
+            for piece in itertools.chain(self._generate(prompt, timings, started, write, temperature or 0.0), [None]):
                 if isinstance(piece, _Failure):
                     failure = str(piece)
                     continue
                 if piece is not None:
                     yield Delta("")  # no text: it only lets a closed stream close the model at once, mid-generation
                 text += piece or ""
-                ends = [m.end() for m in _SENTENCE_END.finditer(text, checked_upto)] if piece is not None else [len(text)]
+                # At the end the unfinished last sentence is checked too, unless the budget cut it off mid-way.
+                end = [len(text)] if failure != "budget" else []
+                ends = [m.end() for m in _SENTENCE_END.finditer(text, checked_upto)] if piece is not None else end
                 if not ends or ends[-1] <= checked_upto:
                     continue
                 joined, citations = self._check_model_text(text[checked_upto:ends[-1]], passages, vectors, citations, released, max_tokens)
@@ -329,9 +340,21 @@ class Answerer:
             return f"The archive never mentions {', '.join(absent)}, so it can't answer this. These are the nearest articles."
         return ""
 
+    def _plan_model(self, asked: str, started: float, limit: int, evidence_tokens: int) -> tuple[int, int] | None:
+        """The evidence tokens the model may read and the tokens it may write: all of them without a time budget;
+        with one, what fits in the time left at the model's measured pace (None: nothing useful fits)."""
+        budget_s = self.settings.model_budget_s()
+        if not budget_s:
+            return evidence_tokens, limit
+        left = budget_s - (time.perf_counter() - started)
+        return plan_generation(left, self.pace, self.llm.count_tokens(asked), limit, evidence_tokens)
+
     def _generate(self, prompt, timings: dict[str, float], started: float, max_tokens: int, temperature: float) -> Iterator[str]:
-        """Model text pieces, stopped at repeats and new blocks; on failure the last item is a `_Failure`."""
+        """Model text pieces, stopped at repeats, new blocks and the time budget; a stop other than the text's own
+        end is the last item, a `_Failure`. Each generation's reading and writing speeds go into `self.pace`."""
         settings, generation_started = self.settings, time.perf_counter()
+        budget_s = settings.model_budget_s()
+        times: list[float] = []
         try:
             pieces = self.llm.generate(
                 prompt.body,
@@ -344,15 +367,23 @@ class Answerer:
                 stop_on_repeats(pieces, markers=("Question:", "<<<", "PASSAGES", "\n\n")), MAX_SENTENCES
             )
             for piece in stream:
+                times.append(time.perf_counter())
                 if "first_token_s" not in timings:
-                    timings["first_token_s"] = round(time.perf_counter() - started, 3)
+                    timings["first_token_s"] = round(times[0] - started, 3)
                 yield piece
-                if time.perf_counter() - generation_started > settings.llm_timeout:
+                stop = "timeout" if time.perf_counter() - generation_started > settings.llm_timeout else ""
+                if budget_s and time.perf_counter() - started > budget_s:
+                    stop = "budget"
+                if stop:
                     stream.close()
-                    yield _Failure("timeout")
+                    yield _Failure(stop)
                     return
         except LLMUnavailable:
             yield _Failure("unavailable")
+        finally:
+            if times:
+                read = prompt_tokens(self.llm.count_tokens, prompt.body) - prompt_overhead(self.llm.count_tokens, chat=isinstance(prompt.body, list))
+                self.pace.measure(read_tokens=read, read_s=times[0] - generation_started, written_tokens=len(times) - 1, write_s=times[-1] - times[0])
 
     def _store(self):
         """The store version the searcher answers from (index/stores/base.py); None for a searcher without one."""
@@ -397,4 +428,5 @@ class Answerer:
 
 
 class _Failure(str):
-    """Why generation stopped without an answer ("unavailable" or "timeout"); not answer text."""
+    """Why generation stopped early ("unavailable", "timeout", or "budget": the time budget ran out, which leaves no
+    message); not answer text."""

@@ -19,7 +19,7 @@ from server.answering.entities import TITLES, best_entity
 from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, overlap, ranked, source_of, sources_named
 from server.answering.question import answers_kind, outlets_named, question_parts
 from server.answering.types import Citation, Sentence
-from server.answering.verdict import check_claims
+from server.answering.verdict import Similarity, check_claims
 
 _ARTICLE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]")
 MAX_SENTENCES = 6
@@ -103,10 +103,13 @@ def clause_picks(question: str, passages: Sequence[Passage]) -> list[Passage]:
     return picks
 
 
-def compose(question: str, passages: Sequence[Passage], common: Collection[str] = frozenset()) -> tuple[list[Sentence], list[Citation]]:
+def compose(
+    question: str, passages: Sequence[Passage], common: Collection[str] = frozenset(), similarity: Similarity | None = None
+) -> tuple[list[Sentence], list[Citation]]:
     """The evidence answer: a direct answer per question part, what each named outlet reports, then support.
 
-    `common` holds the words the archive writes in lower case (see `attributed`).
+    `common` holds the words the archive writes in lower case (see `attributed`); `similarity` (embedding cosine of
+    texts to texts) lets a yes/no verdict weigh claims by meaning, not words alone.
 
     >>> from index.types import Hit
     >>> h = Hit(1, "a", 1.0, "The council voted. Work starts in September. The work takes weeks.", 0, 0, source="Eastbrook Daily")
@@ -142,10 +145,17 @@ def compose(question: str, passages: Sequence[Passage], common: Collection[str] 
                 take(*next((s, p) for s, p in naming if p.n in cited))
                 continue
         if intent.kind == "yes_no":
-            verdict, claims = check_claims(intent.text, passages)
-            for sentence, passage in claims:
-                take(sentence, passage, f"{verdict}: " if verdict and not chosen else "")
-            if claims:
+            verdict = check_claims(intent.text, passages, similarity)
+            if verdict.reason:  # read from the articles' dates: say so, citing both articles
+                openings.append(Sentence(f"{verdict.word}: {verdict.reason}.", tuple(p.n for p in verdict.dated), True, 1.0))
+                for passage in verdict.dated:
+                    best = max(passage.sentences, key=lambda s: s.score)
+                    citations.setdefault(passage.n, make_citation(passage, best))
+                    take(best, passage)
+                continue
+            for sentence, passage in verdict.found:
+                take(sentence, passage, f"{verdict.word}: " if verdict.word and not chosen else "")
+            if verdict.found:
                 continue
         if intent.kind == "describe":
             subject = set(folded(intent.subject).split())
