@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 import time
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import replace
@@ -20,7 +19,7 @@ from index.embed import FewThreads
 from index.errors import LLMUnavailable
 from index.types import Filters, Hit
 from server.answering.abstain import folded, missing_entities, named_entities, unknown_publications
-from server.answering.budget import ModelPace, plan_generation
+from server.answering.budget import SENTENCE_END, ModelPace, fit_tokens, plan_generation, prompt_tokens, stop_after_sentences
 from server.answering.citations import SUPPORT_THRESHOLD, join_checked, render_answer, verify_citations
 from server.answering.compose import compose
 from server.answering.evidence import EvidenceSentence, evidence_budget, score_sentences, select_evidence
@@ -37,7 +36,6 @@ MODEL_MESSAGES = {
     "timeout": "The language model took too long, so this answer comes from the evidence alone.",
 }
 MAX_SENTENCES = 3  # "a few sentences": the small model's later sentences are mostly repeats or inventions
-_SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 
 
 def retrieval_query(question: str, history: Sequence[dict] | None = None, turns: int = 1) -> str:
@@ -84,32 +82,6 @@ def nearest_articles(hits: Sequence[Hit], limit: int = 5) -> tuple[Hit, ...]:
     for hit in hits:
         seen.setdefault(hit.article_id, hit)
     return tuple(seen.values())[:limit]
-
-
-def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
-    """Pass text pieces through until `limit` sentences are complete, then close the source.
-
-    >>> list(stop_after_sentences(iter(["One [1]. Two", ". Three", " 1.", "5 m. Four."]), 2))
-    ['One [1]. Two', '.']
-    >>> "".join(stop_after_sentences(iter(["It fell 1.", "72 million [2]. More. Yet more."]), 2))
-    'It fell 1.72 million [2]. More.'
-    """
-    text = ""
-    try:
-        for piece in pieces:
-            before = len(text)
-            text += piece
-            ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-            if len(ends) >= limit:
-                cut = ends[limit - 1]
-                if cut > before:
-                    yield text[before:cut].rstrip()
-                return
-            yield piece
-    finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()
 
 
 class Numbering:
@@ -162,34 +134,6 @@ def asks_about_named(parts: Sequence[Intent], scored: Sequence[EvidenceSentence]
         if names and all(any(folded(name) in folded(s.text) for s in scored) for name in names):
             return True
     return False
-
-
-def fit_tokens(sentences: list[Sentence], max_tokens: int | None, count_tokens) -> list[Sentence]:
-    """The leading sentences whose rendered text fits in `max_tokens` (all of them when it is None).
-
-    >>> s = [Sentence("Rome waits.", (1,)), Sentence("Dongfeng talks.", (2,))]
-    >>> [x.text for x in fit_tokens(s, 4, lambda t: len(t.split()))], len(fit_tokens(s, None, len))
-    (['Rome waits.'], 2)
-    """
-    if max_tokens is None:
-        return sentences
-    kept: list[Sentence] = []
-    for sentence in sentences:
-        if count_tokens(render_answer([*kept, sentence])) > max_tokens:
-            break
-        kept.append(sentence)
-    return kept
-
-
-def prompt_tokens(count_tokens, body: str | list[dict]) -> int:
-    """Tokens of a prompt: the completion text, or the chat messages' contents.
-
-    >>> prompt_tokens(lambda t: len(t.split()), [{"role": "user", "content": "Why now?"}]), prompt_tokens(len, "abc")
-    (2, 3)
-    """
-    if isinstance(body, str):
-        return count_tokens(body)
-    return sum(count_tokens(message["content"]) for message in body)
 
 
 class Answerer:
@@ -289,7 +233,7 @@ class Answerer:
                 text += piece or ""
                 # At the end the unfinished last sentence is checked too, unless the budget cut it off mid-way.
                 end = [len(text)] if failure != "budget" else []
-                ends = [m.end() for m in _SENTENCE_END.finditer(text, checked_upto)] if piece is not None else end
+                ends = [m.end() for m in SENTENCE_END.finditer(text, checked_upto)] if piece is not None else end
                 if not ends or ends[-1] <= checked_upto:
                     continue
                 joined, citations = self._check_model_text(text[checked_upto:ends[-1]], passages, vectors, citations, released, max_tokens)

@@ -1,4 +1,5 @@
-"""The model's time budget: how much evidence it can read and how much it can write before the answer is due.
+"""The model's limits: its time budget (how much evidence it can read and how much it can write before the
+answer is due), its sentences and its tokens.
 
 Pure functions over measured speeds. A small CPU model reads a 700-token prompt in about 4 s here, and most of
 what it writes then fails the support check, so an answer that waited for it would take 4–5 s. With a budget,
@@ -8,11 +9,17 @@ its checked sentences written by then join the answer.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from server.answering.citations import render_answer
+from server.answering.types import Sentence
 
 MIN_EVIDENCE_TOKENS = 60  # less evidence than this (about two sentences) isn't worth a model call
 MIN_WRITTEN_TOKENS = 16  # nor is room for fewer tokens than a short sentence
 READ_SHARE = 0.5  # of the time left, the share the prompt's evidence may take to read
+SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 
 
 @dataclass
@@ -60,3 +67,57 @@ def plan_generation(seconds_left: float, pace: ModelPace, question_tokens: int, 
     if evidence >= smallest[0] and written >= smallest[1]:
         return evidence, written
     return None if pace.measured else smallest
+
+
+def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
+    """Pass text pieces through until `limit` sentences are complete, then close the source.
+
+    >>> list(stop_after_sentences(iter(["One [1]. Two", ". Three", " 1.", "5 m. Four."]), 2))
+    ['One [1]. Two', '.']
+    >>> "".join(stop_after_sentences(iter(["It fell 1.", "72 million [2]. More. Yet more."]), 2))
+    'It fell 1.72 million [2]. More.'
+    """
+    text = ""
+    try:
+        for piece in pieces:
+            before = len(text)
+            text += piece
+            ends = [m.end() for m in SENTENCE_END.finditer(text)]
+            if len(ends) >= limit:
+                cut = ends[limit - 1]
+                if cut > before:
+                    yield text[before:cut].rstrip()
+                return
+            yield piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+def fit_tokens(sentences: list[Sentence], max_tokens: int | None, count_tokens) -> list[Sentence]:
+    """The leading sentences whose rendered text fits in `max_tokens` (all of them when it is None).
+
+    >>> s = [Sentence("Rome waits.", (1,)), Sentence("Dongfeng talks.", (2,))]
+    >>> [x.text for x in fit_tokens(s, 4, lambda t: len(t.split()))], len(fit_tokens(s, None, len))
+    (['Rome waits.'], 2)
+    """
+    if max_tokens is None:
+        return sentences
+    kept: list[Sentence] = []
+    for sentence in sentences:
+        if count_tokens(render_answer([*kept, sentence])) > max_tokens:
+            break
+        kept.append(sentence)
+    return kept
+
+
+def prompt_tokens(count_tokens, body: str | list[dict]) -> int:
+    """Tokens of a prompt: the completion text, or the chat messages' contents.
+
+    >>> prompt_tokens(lambda t: len(t.split()), [{"role": "user", "content": "Why now?"}]), prompt_tokens(len, "abc")
+    (2, 3)
+    """
+    if isinstance(body, str):
+        return count_tokens(body)
+    return sum(count_tokens(message["content"]) for message in body)
