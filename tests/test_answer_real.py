@@ -154,3 +154,18 @@ def test_at_least_18_of_20_own_questions_answered(answerer):
         if result.abstained or not all(stated(result, *forms) for forms in facts):
             failures.append((question, result.answer))
     assert len(OWN) == 20 and len(failures) <= 2, failures
+
+
+def test_the_bundled_model_writes_within_its_budget_and_its_pace_is_measured(answerer):
+    """The default model under its default time budget: real generations measure its pace, it writes no more than the
+    plan allows, and whatever it adds passed the check; with no budget it reads the whole evidence."""
+    from server.answering.answer import Answerer
+
+    question = "Why is Italy courting Dongfeng?"
+    budgeted = answerer.answer(question)
+    assert answerer.settings.model_budget_s() == 2.3 and answerer.pace.measured and answerer.pace.read_tps > 0
+    assert 0 < budgeted.usage["completion_tokens"] <= answerer.settings.max_answer_tokens
+    assert all(s.supported for s in budgeted.sentences)
+    unbudgeted = Answerer(answerer.searcher, answerer.llm, answerer.embedder, answerer.settings.model_copy(update={"llm_budget_s": 0}))
+    whole = unbudgeted.answer(question)
+    assert whole.usage["prompt_tokens"] >= budgeted.usage["prompt_tokens"] and all(s.supported for s in whole.sentences)
