@@ -14,7 +14,7 @@ from index.embed import DEFAULT_CACHE_DIR, DEFAULT_EMBEDDING_MODEL, EmbedderSpec
 from index.types import CorpusLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LLAMA_CPP_BUDGET_S = 2.3  # the whole answer is due in 2.5 s (p50, 2 cores); checking the last sentence takes the rest
+BUNDLED_MODEL_BUDGET_S = 2.3  # the whole answer is due in 2.5 s (p50, 2 cores); checking the last sentence takes the rest
 
 
 class Settings(BaseSettings):
@@ -141,7 +141,8 @@ class Settings(BaseSettings):
         description=(
             "Seconds from the question to the end of the model's writing: the prompt holds only the evidence the model "
             "can read in time (at its measured speed), and writing stops at the budget, keeping the checked sentences "
-            "written by then. Empty: 2.3 for llama_cpp (a small CPU model), none for openai; 0: no budget."
+            "written by then. Empty: 2.3 for the bundled model (small and slow on a CPU), none for any other GGUF or the "
+            "openai backend, so a capable model writes the whole answer; 0: no budget."
         ),
     )
     max_answer_tokens: int = Field(default=160, ge=16, le=4096, description="Cap on generated tokens per answer.")
@@ -196,10 +197,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_000_000, ge=1000, description="Larger JSON request bodies are refused (413).")
 
     def model_budget_s(self) -> float:
-        """The model's time budget in seconds (`llm_budget_s`, or its backend's default); 0 means none."""
+        """The model's time budget in seconds (`llm_budget_s`, or the bundled model's default); 0 means none."""
         if self.llm_budget_s is not None:
             return self.llm_budget_s
-        return LLAMA_CPP_BUDGET_S if self.llm_backend == "llama_cpp" else 0.0
+        return BUNDLED_MODEL_BUDGET_S if self.llm_backend == "llama_cpp" and self.llm_model_path is None else 0.0
 
     def chunk_settings(self) -> ChunkSettings:
         """How articles are chunked and embedded; recorded in, and checked against, the index manifest."""
