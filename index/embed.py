@@ -7,7 +7,8 @@ Two backends, chosen by `load_embedder`: ONNX Runtime with int8 weights (index/o
 for the bundled model: no torch at run time) and PyTorch sentence-transformers (any other model). For a big
 build of the bundled model on a CPU with bf16 matrix units (Intel AMX), the build switches to the model traced
 to TorchScript in bf16 (index/torchscript_embed.py), about 2.5 times as fast as int8 there (`WithBulkPath`).
-An embedder's `name` is its model: vectors of one model at any precision share one space, so an index built by one backend is searched by the other.
+An embedder's `name` is its model: vectors of one model at any precision share one space, so an index built
+by one backend is searched by the other.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def choose_backend(spec: EmbedderSpec) -> str:
 def load_embedder(spec: EmbedderSpec = EmbedderSpec(), stderr=None) -> Embedder:
     """Load the embedder `spec` names; the ONNX backend builds its cached model first if it is missing.
 
-    With backend "auto" on a CPU with AMX, big builds of the bundled model run bf16 PyTorch (see WithBulkPath).
+    With backend "auto" on a CPU with AMX, big builds of the bundled model run bf16 TorchScript (see WithBulkPath).
     """
     if choose_backend(spec) == "torch":
         return SentenceTransformerEmbedder(spec.model)
@@ -120,7 +121,7 @@ def load_embedder(spec: EmbedderSpec = EmbedderSpec(), stderr=None) -> Embedder:
 
 
 def has_bf16_matrix_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU multiplies bf16 matrices in hardware (Intel AMX), where PyTorch's bf16 beats int8 ONNX."""
+    """Whether the CPU multiplies bf16 matrices in hardware (Intel AMX), where bf16 TorchScript beats int8 ONNX."""
     try:
         return "amx_bf16" in cpuinfo.read_text(encoding="utf-8", errors="replace").split()
     except OSError:
