@@ -6,7 +6,7 @@ import inspect
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -47,16 +47,21 @@ def removed_articles(previous: dict[str, Article], skipped: list[Skipped]) -> li
     )
 
 
-def chunk_articles(articles: tuple[Article, ...], chunk: ChunkSettings, first_id: int) -> tuple[list[Chunk], list[str]]:
-    """Cut articles into chunks numbered from `first_id`, and the text to embed for each.
+def chunk_articles(
+    articles: tuple[Article, ...], chunk: ChunkSettings, first_id: int, spans: Sequence[list[tuple[int, int]]] | None = None
+) -> tuple[list[Chunk], list[str]]:
+    """Cut articles into chunks numbered from `first_id`, and the text to embed for each. `spans` holds each
+    article's chunk spans when they were cut already (chunking.chunk_spans).
 
     >>> chunks, texts = chunk_articles((Article("a", "One two. Three four.", title="T"),), ChunkSettings(2, 0), 7)
     >>> [(c.id, c.text) for c in chunks], texts
     ([(7, 'One two.'), (8, 'Three four.')], ['T\\nOne two.', 'T\\nThree four.'])
     """
+    if spans is None:
+        spans = [chunk_spans(article.text, chunk.words, chunk.overlap_words) for article in articles]
     chunks, texts = [], []
-    for article in articles:
-        for start, end in chunk_spans(article.text, chunk.words, chunk.overlap_words):
+    for article, article_spans in zip(articles, spans):
+        for start, end in article_spans:
             text = article.text[start:end]
             chunks.append(Chunk(first_id + len(chunks), article.id, start, end, text))
             texts.append(embedding_text(text, article.title, article.source, article.published, chunk.embed_metadata))
@@ -100,7 +105,7 @@ def build_index(
                 counts = Counts()
                 for group in _grouped(pending, checkpoint_chunks):
                     writer = writer or backend.begin_build(full=not reuse, progress=report)
-                    writer.delete([a.id for a in group if a.id in incoming.previous_hashes])
+                    writer.delete([a.id for a, _ in group if a.id in incoming.previous_hashes])
                     next_id = _embed_group(group, incoming, chunk, next_id, embedder, writer, checkpoint, counts, report)
             gone = previous.articles(set(incoming.previous_hashes) - set(incoming.hashes)) if reuse else {}
             removed = removed_articles(gone, stream.skipped)
@@ -166,8 +171,8 @@ class Incoming:
         self.refused: list[Refused] = []
         self.added = self.changed = self.unchanged = self.chunks = 0
 
-    def to_embed(self, articles: Iterable[Article]) -> Iterator[tuple[Article, int]]:
-        """(article, its chunk count) for each article that needs embedding, in reading order."""
+    def to_embed(self, articles: Iterable[Article]) -> Iterator[tuple[Article, list[tuple[int, int]]]]:
+        """(article, its chunk spans) for each article that needs embedding, in reading order."""
         for article in articles:
             if article.id in self.hashes:
                 self.refused.append(Refused(article.path, f"duplicate article id {article.id} (also {self.paths[article.id]})"))
@@ -181,8 +186,8 @@ class Incoming:
                 self.added += 1
             else:
                 self.changed += 1
-            spans = len(chunk_spans(article.text, self.chunk.words, self.chunk.overlap_words))
-            self.chunks += spans
+            spans = chunk_spans(article.text, self.chunk.words, self.chunk.overlap_words)
+            self.chunks += len(spans)
             yield article, spans
 
 
@@ -195,16 +200,16 @@ class Counts:
     done: int = 0
 
 
-def _grouped(articles: Iterable[tuple[Article, int]], size: int) -> Iterator[tuple[Article, ...]]:
-    """Whole articles in groups of about `size` chunks, each yielded as soon as it is full (then checkpointed).
+def _grouped(articles: Iterable[tuple[Article, list]], size: int) -> Iterator[tuple[tuple[Article, list], ...]]:
+    """(article, spans) pairs in groups of about `size` chunks, each yielded as soon as it is full (then checkpointed).
 
-    >>> [len(g) for g in _grouped([(Article(str(n), "text"), 2) for n in range(5)], 4)]
+    >>> [len(g) for g in _grouped([(Article(str(n), "text"), [(0, 2), (2, 4)]) for n in range(5)], 4)]
     [2, 2, 1]
     """
     group, count = [], 0
-    for article, chunks in articles:
-        group.append(article)
-        count += chunks
+    for article, spans in articles:
+        group.append((article, spans))
+        count += len(spans)
         if count >= size:
             yield tuple(group)
             group, count = [], 0
@@ -213,12 +218,13 @@ def _grouped(articles: Iterable[tuple[Article, int]], size: int) -> Iterator[tup
 
 
 def _embed_group(group, incoming: Incoming, chunk, next_id, embedder, writer, checkpoint, counts: Counts, report) -> int:
-    """Chunk, embed (or take from the checkpoint) and add one group of articles; returns the next free chunk id.
+    """Chunk, embed (or take from the checkpoint) and add one group of (article, spans); returns the next free chunk id.
 
     Reports ("embedding", done, total) as batches finish and ("checkpoint", done, total) once the group is on
     disk. `total` counts the chunks to embed that were read so far: while reading goes on it grows.
     """
-    chunks, texts = chunk_articles(group, chunk, next_id)
+    articles = tuple(article for article, _ in group)
+    chunks, texts = chunk_articles(articles, chunk, next_id, [spans for _, spans in group])
     digests = [text_digest(text) for text in texts]
     vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
     missing = []
@@ -240,7 +246,7 @@ def _embed_group(group, incoming: Incoming, chunk, next_id, embedder, writer, ch
         counts.done += len(missing)
         report("checkpoint", counts.done, incoming.chunks)
     report("embedding", counts.done, incoming.chunks)
-    writer.add(group, {a.id: incoming.hashes[a.id] for a in group}, chunks, vectors)
+    writer.add(articles, {a.id: incoming.hashes[a.id] for a in articles}, chunks, vectors)
     return next_id + len(chunks)
 
 

@@ -247,10 +247,11 @@ class Answerer:
             return
         model_joined = len(released) > len(sentences)
         timings["total_s"] = round(time.perf_counter() - started, 3)
+        shown = [numbering.sentence(s) for s in released]
         yield Answer(
             question=question,
-            answer=render_answer([numbering.sentence(s) for s in released]),
-            sentences=tuple(numbering.sentence(s) for s in released),
+            answer=render_answer(shown),
+            sentences=tuple(shown),
             citations=numbering.citations(citations),
             mode="generated" if model_joined else "evidence",
             message=MODEL_MESSAGES.get(failure or "", ""),
@@ -272,11 +273,11 @@ class Answerer:
 
     def _refusal(self, question: str) -> str:
         """Why the archive can't answer a question whatever the evidence (a publication or a name it lacks), or ""."""
-        store = self._store()
-        known = store.sources() if store is not None else []
+        known = self._known_sources()
         missing = unknown_publications(question, known) if known else []
         if missing:
             return f"The archive holds no articles from {', '.join(missing)}, so it can't answer this. These are the nearest articles."
+        store = self._store()
         if store is None or not store.counts()[0]:
             return ""
         absent = missing_entities(question, lambda name: store.mentions(folded(name)))
