@@ -68,6 +68,13 @@ def test_negations_must_match():
     assert sentences[0].supported
 
 
+def test_talks_and_plans_are_no_support_for_a_plain_fact():
+    sentences, _ = verify_citations("Dongfeng builds cars in Italy [1].", PASSAGES)
+    assert not sentences[0].supported  # the passage says it is in talks to build them
+    sentences, _ = verify_citations("Dongfeng plans to build cars in Italy [1].", PASSAGES)
+    assert sentences[0].supported and sentences[0].citations == (1,)
+
+
 def test_unsupported_sentence_is_flagged_or_dropped():
     text = "Dongfeng is in talks to build cars in Italy [1]. Pogacar won the Tour de France [1]."
     sentences, _ = verify_citations(text, PASSAGES)

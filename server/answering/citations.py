@@ -14,7 +14,13 @@ from index.chunking import split_sentences
 from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, has_negation, numbers_in, overlap, passage_header
 from server.answering.types import Citation, Sentence
 
-_HEDGES = re.compile(r"\b(if|would|could|may|might|whether|unless)\b", re.IGNORECASE)
+# Conditionals and hedges, and what hasn't happened yet: talks, plans and intentions ("in early talks about
+# building cars in Italy" does not say "it is building a factory in Italy").
+_HEDGES = re.compile(
+    r"\b(?:if|would|could|may|might|whether|unless|talks?\s+(?:about|on|over|with|to)|"
+    r"(?:plan|aim|intend|hope|seek|want|expect)(?:s|ed|ing)?\s+to|consider(?:s|ed|ing)?|propos(?:e|es|ed|al|als))\b",
+    re.IGNORECASE,
+)
 
 # [1], [1, 2], [1;2], [1-2] and runs like [1][2]
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
@@ -98,6 +104,8 @@ def facts_match(sentence: str, evidence: str) -> bool:
     (False, False)
     >>> facts_match("Dongfeng is building a plant in Italy.", "If it builds a plant in Italy, Dongfeng would make hybrids.")
     False
+    >>> facts_match("Dongfeng is building cars in Italy.", "Dongfeng is in talks about building cars in Italy.")
+    False
     """
     if not numbers_in(sentence) <= numbers_in(evidence):
         return False
@@ -109,10 +117,13 @@ def facts_match(sentence: str, evidence: str) -> bool:
 
 
 def has_hedge(text: str) -> bool:
-    """Whether text is conditional or hedged ("if", "would", "could", "may", "might", "whether", "unless").
+    """Whether text is conditional or hedged ("if", "would", "could", "may", "might", "whether", "unless") or
+    speaks of what hasn't happened yet ("talks about", "plans to", "is considering", "proposed").
 
     >>> has_hedge("If it builds a plant, it would make hybrids."), has_hedge("It builds hybrids.")
     (True, False)
+    >>> has_hedge("Dongfeng is in early talks with Rome about building cars."), has_hedge("It plans to expand."), has_hedge("It expanded.")
+    (True, True, False)
     """
     return bool(_HEDGES.search(text))
 
