@@ -17,7 +17,7 @@ from server.answering.types import Citation, Sentence
 # Conditionals and hedges, and what hasn't happened yet: talks, plans and intentions ("in early talks about
 # building cars in Italy" does not say "it is building a factory in Italy").
 _HEDGES = re.compile(
-    r"\b(?:if|would|could|may|might|whether|unless|talks?\s+(?:about|on|over|with|to)|"
+    r"\b(?:if|would|could|may|might|whether|unless|talk(?:s|ing|ed)?\s+(?:about|on|over|with|to)|"
     r"(?:plan|aim|intend|hope|seek|want|expect)(?:s|ed|ing)?\s+to|consider(?:s|ed|ing)?|propos(?:e|es|ed|al|als))\b",
     re.IGNORECASE,
 )
