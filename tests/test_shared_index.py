@@ -62,7 +62,9 @@ def test_a_searcher_picks_up_a_version_published_elsewhere_only_when_asked_to(th
 def test_two_servers_answer_from_whole_versions_while_another_process_rebuilds(store, three_articles, tmp_path, monkeypatch):
     deadline = time.monotonic() + DEADLINE_S
     for name, value in [("STORE", store), ("INDEX_DIR", str(tmp_path / "ix")), ("CORPUS_DIR", str(three_articles)),
-                        ("RELOAD_CHECK_S", "0.5"), ("LLM_THREADS", "1")]:
+                        ("RELOAD_CHECK_S", "0.5"), ("LLM_THREADS", "1"),
+                        # The two servers must give the same answer: no wall-clock budget may cut one model short.
+                        ("LLM_BUDGET_S", "0")]:
         monkeypatch.setenv(f"BYLINE_{name}", value)
     with ExitStack() as stack:
         if store == "milvus":
