@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=BENCH / "queries_dev.json")
     parser.add_argument("--work", type=Path, default=Path("/tmp/byline-h3-tune"))
     parser.add_argument("--out", type=Path, default=REPO / "results" / "retrieval_tuning.md")
-    parser.add_argument("--chunkings", default="200:40", help="words:overlap pairs to try, e.g. 200:40,300:60 (each costs a full embedding)")
+    parser.add_argument("--chunkings", default="200:0", help="words:overlap pairs to try, e.g. 200:0,200:40,300:60 (each costs a full embedding)")
     parser.add_argument("--embed-metadata", choices=["both", "yes", "no"], default="both",
                         help="which embedded-text variants to build (each costs a full embedding)")
     parser.add_argument("--min-gain", type=float, default=0.005,

@@ -24,7 +24,7 @@ class ChunkSettings:
     """How articles are cut and what text is embedded; stored in the index manifest."""
 
     words: int = 200
-    overlap_words: int = 40
+    overlap_words: int = 0
     embed_metadata: bool = True
 
 
@@ -82,7 +82,7 @@ def _pieces(text: str, start: int, end: int, words: int, max_chars: int) -> list
     return pieces
 
 
-def chunk_spans(text: str, words: int = 200, overlap_words: int = 40) -> list[tuple[int, int]]:
+def chunk_spans(text: str, words: int = 200, overlap_words: int = 0) -> list[tuple[int, int]]:
     """Spans of chunks of about `words` words made of whole sentences, neighbours sharing up to `overlap_words`.
 
     >>> chunk_spans("One two. Three four. Five six.", words=4, overlap_words=2)

@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -118,14 +120,24 @@ class PooledEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
         lanes = min(threads or self.threads, self.threads, len(batches))
-        # Contiguous runs of batches, one run per lane, keep the rows in order.
-        runs = [batches[len(batches) * lane // lanes : len(batches) * (lane + 1) // lanes] for lane in range(lanes)]
-        # The runtimes release the GIL while they compute, so the runs really go side by side.
-        rows = self._embed_run(runs[0]) if lanes == 1 else [row for run in self._pool.map(self._embed_run, runs) for row in run]
+        if lanes == 1:
+            rows = [self._embed_batch(batch) for batch in batches]
+        else:
+            # Each lane takes the next batch as soon as it is free, so no lane idles while another still has work.
+            # The runtimes release the GIL while they compute, so the lanes really go side by side.
+            rows = [None] * len(batches)
+            queue, taking = iter(enumerate(batches)), threading.Lock()
+            list(self._pool.map(lambda _: self._embed_lane(queue, taking, rows), range(lanes)))
         return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
 
-    def _embed_run(self, batches: list[list[str]]) -> list[np.ndarray]:
-        return [self._embed_batch(batch) for batch in batches]
+    def _embed_lane(self, queue: Iterator[tuple[int, list[str]]], taking: threading.Lock, rows: list) -> None:
+        """Embed the batches `queue` hands out into their places in `rows`, until it is empty."""
+        while True:
+            with taking:
+                taken = next(queue, None)
+            if taken is None:
+                return
+            rows[taken[0]] = self._embed_batch(taken[1])
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)

@@ -6,6 +6,7 @@ import doctest
 import io
 import json
 import os
+import threading
 import shutil
 import subprocess
 import sys
@@ -191,14 +192,37 @@ def test_a_thread_cap_runs_the_batches_on_that_many_lanes_in_order(toy, monkeypa
     embedder.batch_size, embedder.threads = 2, 4
     texts = [f"word{n} " * (n % 5 + 1) for n in range(11)]
     expected = embedder.embed(texts)
-    lanes = []
-    run = embedder._embed_run
-    monkeypatch.setattr(embedder, "_embed_run", lambda batches: lanes.append(len(batches)) or run(batches))
+    lanes = set()
+    embed_batch = embedder._embed_batch
+    monkeypatch.setattr(embedder, "_embed_batch", lambda batch: lanes.add(threading.current_thread().name) or embed_batch(batch))
     np.testing.assert_allclose(FewThreads(embedder, 1).embed(texts), expected, rtol=1e-6)
-    assert lanes == [6]  # one lane holds all six batches
+    assert lanes == {threading.current_thread().name}  # one lane: the caller's own thread
     lanes.clear()
     np.testing.assert_allclose(embedder.embed(texts, threads=2), expected, rtol=1e-6)
-    assert lanes == [3, 3]
+    assert len(lanes) <= 2 and threading.current_thread().name not in lanes
+
+
+def test_a_free_lane_takes_the_next_batch_while_another_is_busy(toy, monkeypatch):
+    """One slow batch doesn't hold back the rest: the other lane embeds every batch after it meanwhile."""
+    model, cache, _ = toy
+    embedder = OnnxEmbedder.load(str(model), cache, stderr=open(os.devnull, "w"))
+    embedder.batch_size, embedder.threads = 1, 2
+    texts = [f"word{n}" for n in range(8)]
+    expected = embedder.embed(texts)
+    others_done, by_lane = threading.Event(), {}
+    embed_batch = embedder._embed_batch
+
+    def embed(batch):
+        by_lane.setdefault(threading.current_thread().name, []).append(batch[0])
+        if batch == texts[:1]:
+            assert others_done.wait(10), "the other lane waited for the slow batch"
+        elif len(by_lane.get(threading.current_thread().name, [])) == len(texts) - 1:
+            others_done.set()
+        return embed_batch(batch)
+
+    monkeypatch.setattr(embedder, "_embed_batch", embed)
+    np.testing.assert_allclose(embedder.embed(texts), expected, rtol=1e-6)
+    assert sorted(len(done) for done in by_lane.values()) == [1, len(texts) - 1]
 
 
 @pytest.mark.real

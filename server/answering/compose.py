@@ -16,7 +16,7 @@ from index.query import find_dates, find_source_mentions
 from server.answering.abstain import folded
 from server.answering.citations import is_near_duplicate, make_citation
 from server.answering.entities import TITLES, best_entity
-from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, overlap, ranked, source_of, sources_named
+from server.answering.evidence import STOPWORDS, EvidenceSentence, Passage, content_words, overlap, ranked, source_of, sources_named, standing
 from server.answering.question import answers_kind, outlets_named, question_parts
 from server.answering.types import Citation, Sentence
 from server.answering.verdict import Similarity, check_claims
@@ -24,6 +24,7 @@ from server.answering.verdict import Similarity, check_claims
 _ARTICLE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]")
 MAX_SENTENCES = 6
 TYPED_FLOOR = 0.6  # a sentence with the kind of fact asked for opens the answer only if it scores this share of the best
+CLOSE_CALL = 0.05  # openings scoring within this share of the best are a tie, which the retriever's ranking breaks
 
 
 def strip_markers(text: str) -> str:
@@ -165,10 +166,8 @@ def compose(
                 continue
         floor = TYPED_FLOOR * order[0][0].score if order else 0.0
         typed = [(s, p) for s, p in order if answers_kind(intent.kind, s.text) and s.score >= floor]
-        if typed:
-            take(*typed[0])
-        elif order:
-            take(*order[0])
+        if typed or order:
+            take(*opening(typed or order))
     # After a name, each outlet speaks from an article naming it: one that doesn't is off the answer (dev: a new
     # article cited there was gold evidence one time in three).
     reporting = [(s, p) for s, p in ranked(passages) if p.n in citations] if openings else order
@@ -189,6 +188,20 @@ def compose(
         if passage.n in cited:
             take(sentence, passage)
     return _render(openings, chosen, citations, common)
+
+
+def opening(candidates: Sequence[tuple[EvidenceSentence, Passage]]) -> tuple[EvidenceSentence, Passage]:
+    """The (sentence, passage) a part's answer opens with, from candidates best first: among those within CLOSE_CALL
+    of the best, the one from the passage the retriever ranked highest. The sentence scores can't tell such
+    sentences apart, and the support the answer adds next comes from the article the opening cites.
+
+    >>> from index.types import Hit
+    >>> def c(n, score): return EvidenceSentence(f"S{n}.", 0, 3, n, score), Passage(n, Hit(n, str(n), 1.0, "", 0, 3), (), score)
+    >>> [opening([c(4, 2.05), c(1, 2.01)])[1].n, opening([c(4, 2.05), c(1, 1.80)])[1].n]
+    [1, 4]
+    """
+    best = standing(candidates[0][0])
+    return min((c for c in candidates if standing(c[0]) >= (1 - CLOSE_CALL) * best), key=lambda c: c[1].n)
 
 
 def _render(

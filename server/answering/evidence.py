@@ -364,4 +364,9 @@ def ranked(passages: Sequence[Passage]) -> list[tuple[EvidenceSentence, Passage]
     ['C d.', 'A b.']
     """
     pairs = [(s, p) for p in passages for s in p.sentences if not s.text.rstrip(" \"'”’").endswith("?")]
-    return sorted(pairs, key=lambda pair: (-pair[0].score * (REFERRING_PENALTY if _REFERRING.match(pair[0].text) else 1.0), pair[1].n))
+    return sorted(pairs, key=lambda pair: (-standing(pair[0]), pair[1].n))
+
+
+def standing(sentence: EvidenceSentence) -> float:
+    """A sentence's score as an answer: a sentence that opens by referring back ("His comments …") counts less."""
+    return sentence.score * (REFERRING_PENALTY if _REFERRING.match(sentence.text) else 1.0)
