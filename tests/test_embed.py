@@ -6,10 +6,10 @@ import doctest
 import io
 import json
 import os
-import threading
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
