@@ -7,13 +7,14 @@ both. Three collections, named after `BYLINE_MILVUS_COLLECTION`::
     byline_chunks_d384   one row per chunk: dense vector, a BM25 sparse vector that Milvus' BM25 function makes
                          from `keyword_text` (title + chunk text), article id, source, date, offsets
     byline_articles      the articles' text (in parts of at most 64 KB) and metadata, with their content hash
-    byline_meta          one "live" record: the live generation, the manifest, the sources
+    byline_meta          a "live" record per published generation (manifest, floor), its sources, its drops
 
-Every row carries the generation that wrote it (`born`) and the one that dropped it (`died`, 0 while alive).
-A build writes under a new generation and publishes it by rewriting the one "live" record, so readers, whose
-searches filter on their generation, see the previous version whole until then: a build killed half-way
-changes nothing they see, and the next build removes what it left. The layout is in index/stores/milvus_schema.py,
-builds in index/stores/milvus_writer.py.
+Every row carries the generation that wrote it (`born`) and is never changed while a reader may see it. A
+build writes under a new generation, lists the articles it drops or replaces, and publishes the generation by
+inserting its "live" record; readers take the newest one and filter every search and query on their
+generation (`visible()`), so they see the previous version whole until then, and keep seeing it while the
+build collects rows only older generations saw. A build killed half-way changes nothing they see, and the next
+build removes what it left. The layout is in index/stores/milvus_schema.py, builds in index/stores/milvus_writer.py.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import numpy as np
 from platformdirs import user_data_dir
 
 from index.chunking import ChunkSettings
-from index.errors import BylineError, IndexNotBuilt, StoreUnavailable
+from index.errors import BylineError, IndexMismatch, IndexNotBuilt, StoreUnavailable
 from index.locking import build_lock
 from index.stores.base import ChunkRef, Manifest, check_manifest, one_article
 from index.stores.milvus_schema import (
-    BATCH, LIVE, MAX_HITS, MAX_WORD, TIMEOUT, Live, assemble_articles, filter_expression, generation_name, quoted, sources_key, visible,
+    BATCH, LAYOUT, MAX_HITS, MAX_WORD, TIMEOUT, Live, assemble_articles, filter_expression, generation_name, quoted,
+    record_generation, record_key, visible,
 )
 from index.types import Article, Chunk, Filters
 
@@ -119,14 +121,11 @@ class MilvusBackend:
         return f"Rebuild it: BYLINE_STORE=milvus BYLINE_MILVUS_URI={self.uri} byline index --full"
 
     def live(self) -> Live | None:
-        """The live record (one small query), None before the first build."""
+        """The newest live record (one small query), None before the first build."""
         if not self.client.has_collection(self.meta, timeout=TIMEOUT):
             return None
-        rows = self.query(self.meta, f'key == "{LIVE}"', ["value"])
-        if not rows:
-            return None
-        data = json.loads(rows[0]["value"])
-        return Live(data["generation"], data["floor"], data["chunks"], data["manifest"])
+        rows = self.query(self.meta, 'key like "live%"', ["key", "value"])  # layout 1 had one record, "live"
+        return Live.from_json(max(rows, key=lambda row: row["key"])["value"]) if rows else None
 
     def version(self) -> str | None:
         """The live generation's name, None before the first build."""
@@ -138,6 +137,11 @@ class MilvusBackend:
         live = self.live()
         if live is None:
             raise IndexNotBuilt(f"no index in Milvus at {self.where} yet. Build one: BYLINE_STORE=milvus BYLINE_MILVUS_URI={self.uri} byline index")
+        if live.layout != LAYOUT:
+            raise IndexMismatch(
+                f"index in Milvus at {self.where} has layout {live.layout} (an older Byline's); "
+                f"this Byline reads layout {LAYOUT}. {self.rebuild_hint()}"
+            )
         manifest = Manifest.from_json(json.dumps(live.manifest), self.where, self.rebuild_hint())
         check_manifest(manifest, self.where, self.rebuild_hint(), embedding_model=embedding_model, dim=dim, chunk=chunk)
         for collection in (live.chunks, self.articles):
@@ -145,7 +149,8 @@ class MilvusBackend:
             # so a server is ready when it says so.
             if self.client.get_load_state(collection, timeout=TIMEOUT)["state"].name != "Loaded":
                 self.client.load_collection(collection, timeout=LOAD_TIMEOUT)
-        return MilvusStore(self, live, manifest, self.sources(live.generation))
+        dropped = self.dropped(after=live.floor, upto=live.generation)
+        return MilvusStore(self, live, manifest, self.sources(live.generation), dropped)
 
     def begin_build(self, full: bool = False, progress=None):
         """A writer for the next generation, starting from the live one unless `full`. Call under `lock()`."""
@@ -170,8 +175,17 @@ class MilvusBackend:
 
     def sources(self, generation: int) -> tuple[str, ...]:
         """The sources of a generation, kept in meta records of at most 64 KB each."""
-        rows = self.query(self.meta, f'key like "{sources_key(generation)}%"', ["key", "value"])
+        rows = self.query(self.meta, f'key like "{record_key("sources", generation)}%"', ["key", "value"])
         return tuple(source for row in sorted(rows, key=lambda row: row["key"]) for source in json.loads(row["value"]))
+
+    def dropped(self, after: int, upto: int) -> dict[int, list[str]]:
+        """The articles each build in (after, upto] dropped or replaced, for builds whose old rows may still exist."""
+        first, beyond = record_key("dropped", after + 1), record_key("dropped", upto + 1)
+        expression = f'key like "dropped-%" and key >= "{first}" and key < "{beyond}"'
+        lists: dict[int, list[str]] = {}
+        for row in self.scan(self.meta, "key", expression, ["value"]):
+            lists.setdefault(record_generation(row["key"]), []).extend(json.loads(row["value"]))
+        return lists
 
     # -- shared with the writer ----------------------------------------------------------------------
 
@@ -240,11 +254,13 @@ def connect(uri: str, lite: Path | None):
 class MilvusStore:
     """One generation of the index in Milvus: searches filter on it, so later builds don't change what it answers."""
 
-    def __init__(self, backend: MilvusBackend, live: Live, manifest: Manifest, sources: tuple[str, ...]):
+    def __init__(
+        self, backend: MilvusBackend, live: Live, manifest: Manifest, sources: tuple[str, ...], dropped: dict[int, list[str]]
+    ):
         self.backend, self.manifest, self.version = backend, manifest, generation_name(live.generation)
         self.collection, self.source_names = live.chunks, sources
-        self._visible = visible(live.generation, live.floor)
-        self._words_visible = f"born >= {live.floor} and born <= {live.generation}"
+        self._visible = visible(live.generation, live.floor, dropped)
+        self._words_visible = visible(live.generation, live.floor)  # words are never dropped
         self._listing: list[tuple[str, str, str]] | None = None  # (lower-case title, path, id), sorted
         self._listing_lock = threading.Lock()
         self._closed = False
