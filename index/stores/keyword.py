@@ -90,7 +90,8 @@ def build_keyword_index(texts: Iterable[str], folder: Path, settings: KeywordSet
     term = np.concatenate(terms) if terms else np.zeros(0, np.int32)
     tf = np.concatenate(freqs) if freqs else np.zeros(0, np.float32)
     length = np.concatenate(lengths).astype(np.float32) if lengths else np.zeros(0, np.float32)
-    del docs, terms, freqs
+    for parts in (docs, terms, freqs):
+        parts.clear()  # free the per-batch arrays before the scores are computed
     df = np.bincount(term, minlength=len(vocab)).astype(np.float64)
     idf = np.log(1 + (count - df + 0.5) / (df + 0.5)).astype(np.float32)
     norm = settings.k1 * ((1 - settings.b) + settings.b * length / (length.mean() if count else 1.0))
