@@ -162,8 +162,10 @@ def test_the_bundled_model_writes_within_its_budget_and_its_pace_is_measured(ans
     from server.answering.answer import Answerer
 
     question = "Why is Italy courting Dongfeng?"
-    budgeted = answerer.answer(question)
-    assert answerer.settings.model_budget_s() == 2.3 and answerer.pace.measured and answerer.pace.read_tps > 0
+    # A fresh pace: the module's answerer may have measured the model while the machine was busy, and sit it out.
+    fresh = Answerer(answerer.searcher, answerer.llm, answerer.embedder, answerer.settings)
+    budgeted = fresh.answer(question)
+    assert fresh.settings.model_budget_s() == 2.3 and fresh.pace.measured and fresh.pace.read_tps > 0
     assert 0 < budgeted.usage["completion_tokens"] <= answerer.settings.max_answer_tokens
     assert all(s.supported for s in budgeted.sentences)
     unbudgeted = Answerer(answerer.searcher, answerer.llm, answerer.embedder, answerer.settings.model_copy(update={"llm_budget_s": 0}))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from server.answering.budget import ModelPace, plan_generation
+from server.answering.budget import RECHECK_AFTER, ModelPace, plan_generation
 from server.settings import Settings
 from conftest import ScriptedLLM
 from test_answer import FakeSearcher, make
@@ -62,6 +62,18 @@ def test_an_unmeasured_model_runs_once_to_be_measured():
     answerer, _ = make(llm=llm, llm_budget_s=0.05)
     answerer.answer("Who warned about a Chinese factory in Italy?")
     assert len(llm.prompts) == 1  # the smallest plan, although nothing fits the budget by the first guesses
+
+
+def test_a_model_measured_too_slow_is_measured_again_after_sitting_out_answers():
+    """One slow measurement (a rebuild hogging the CPU) doesn't keep the model out of every later answer."""
+    llm = ScriptedLLM("Dongfeng Motor Group is talking to the Italian government about building cars in Italy [1].")
+    answerer, _ = make(llm=llm, llm_budget_s=0.05)
+    answerer.pace = ModelPace(read_tps=5, write_tps=1, measured=True)  # measured while the machine was busy
+    for _ in range(RECHECK_AFTER):
+        answerer.answer("Who warned about a Chinese factory in Italy?")
+    assert llm.prompts == [] and answerer.pace.skipped == RECHECK_AFTER
+    answerer.answer("Who warned about a Chinese factory in Italy?")
+    assert len(llm.prompts) == 1 and answerer.pace.skipped == 0  # run on the smallest plan, to be timed again
 
 
 @pytest.mark.parametrize(

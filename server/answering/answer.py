@@ -292,7 +292,10 @@ class Answerer:
         if not budget_s:
             return evidence_tokens, limit
         left = budget_s - (time.perf_counter() - started)
-        return plan_generation(left, self.pace, self.llm.count_tokens(asked), limit, evidence_tokens)
+        plan = plan_generation(left, self.pace, self.llm.count_tokens(asked), limit, evidence_tokens)
+        if plan is None:
+            self.pace.skipped += 1
+        return plan
 
     def _generate(self, prompt, timings: dict[str, float], started: float, max_tokens: int, temperature: float) -> Iterator[str]:
         """Model text pieces, stopped at repeats, new blocks and the time budget; a stop other than the text's own

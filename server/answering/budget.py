@@ -19,6 +19,7 @@ from server.answering.types import Sentence
 MIN_EVIDENCE_TOKENS = 60  # less evidence than this (about two sentences) isn't worth a model call
 MIN_WRITTEN_TOKENS = 16  # nor is room for fewer tokens than a short sentence
 READ_SHARE = 0.5  # of the time left, the share the prompt's evidence may take to read
+RECHECK_AFTER = 10  # answers the model sits out as too slow before it gets the smallest plan, to be measured again
 SENTENCE_END = re.compile(r"[.!?](?:\s*\[[\d,;\s\-–]+\])*[\"')\]]*(?=\s)")
 
 
@@ -27,31 +28,42 @@ class ModelPace:
     """How fast the model reads a prompt and writes, in tokens per second: a running mean of what was measured.
 
     The first guesses are this 2-core machine's figures for the bundled model under load (results/bench_llm.json).
+    A pace measured while the machine was busy would keep the model out of every later answer, so after
+    RECHECK_AFTER answers without it the model runs once more with the smallest plan (`stale`).
 
     >>> pace = ModelPace()
     >>> pace.measure(read_tokens=300, read_s=1.0, written_tokens=35, write_s=1.0)
-    >>> round(pace.read_tps), round(pace.write_tps), pace.measured
-    (250, 30, True)
+    >>> round(pace.read_tps), round(pace.write_tps), pace.measured, pace.stale()
+    (250, 30, True, False)
+    >>> pace.skipped = RECHECK_AFTER
+    >>> pace.stale()
+    True
     """
 
     read_tps: float = 200.0
     write_tps: float = 25.0
     weight: float = 0.5  # of each new measurement in the mean
     measured: bool = False  # until a generation was timed, the first guesses stand
+    skipped: int = 0  # answers the model sat out since it last ran
 
     def measure(self, *, read_tokens: int, read_s: float, written_tokens: int, write_s: float) -> None:
         """Fold in one generation's speeds (a part too short to time is left out)."""
+        self.skipped = 0
         if read_tokens > 0 and read_s > 0.01:
             self.read_tps += self.weight * (read_tokens / read_s - self.read_tps)
             self.measured = True
         if written_tokens > 1 and write_s > 0.01:
             self.write_tps += self.weight * (written_tokens / write_s - self.write_tps)
 
+    def stale(self) -> bool:
+        """Whether the model should run on the smallest plan to be measured: never timed, or left out long enough."""
+        return not self.measured or self.skipped >= RECHECK_AFTER
+
 
 def plan_generation(seconds_left: float, pace: ModelPace, question_tokens: int, max_tokens: int, evidence_tokens: int) -> tuple[int, int] | None:
     """The evidence tokens the prompt may hold and the tokens the model may write within `seconds_left`, or None
-    when not even a short prompt and a short sentence fit. A model whose pace was never measured gets the
-    smallest plan at least, once, so that it is measured.
+    when not even a short prompt and a short sentence fit (the caller counts that in `pace.skipped`). A model
+    whose pace is stale (never measured, or left out RECHECK_AFTER times) gets the smallest plan, to be measured.
 
     `question_tokens` are read whatever the evidence; `max_tokens` and `evidence_tokens` are the caps without a budget.
 
@@ -59,6 +71,8 @@ def plan_generation(seconds_left: float, pace: ModelPace, question_tokens: int, 
     (160, 20)
     >>> plan_generation(0.3, ModelPace(measured=True), 40, 160, 700), plan_generation(0.3, ModelPace(), 40, 160, 700)
     (None, (60, 16))
+    >>> plan_generation(0.3, ModelPace(measured=True, skipped=RECHECK_AFTER), 40, 160, 700)
+    (60, 16)
     """
     smallest = (min(MIN_EVIDENCE_TOKENS, evidence_tokens), min(MIN_WRITTEN_TOKENS, max_tokens))
     evidence = min(evidence_tokens, int(seconds_left * READ_SHARE * pace.read_tps) - question_tokens)
@@ -66,7 +80,7 @@ def plan_generation(seconds_left: float, pace: ModelPace, question_tokens: int, 
     written = min(max_tokens, int((seconds_left - reading) * pace.write_tps))
     if evidence >= smallest[0] and written >= smallest[1]:
         return evidence, written
-    return None if pace.measured else smallest
+    return smallest if pace.stale() else None
 
 
 def stop_after_sentences(pieces: Iterator[str], limit: int) -> Iterator[str]:
