@@ -272,8 +272,12 @@ class Helper:
 
     def kill(self) -> None:
         """SIGKILL the helper, then wait for its children (Milvus Lite's engine stops once its file lock is free)."""
-        children = [int(pid) for task in Path(f"/proc/{self.process.pid}/task").glob("*")
-                    for pid in (task / "children").read_text().split()]
+        children = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            try:
+                children += [int(pid) for pid in (task / "children").read_text().split()]
+            except FileNotFoundError:  # a thread that ended since the listing
+                continue
         self.process.kill()
         self.process.wait(10)
         deadline = time.monotonic() + 30
