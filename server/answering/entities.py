@@ -125,10 +125,13 @@ def expanded(short: str, texts: Sequence[str]) -> str:
 
 def candidate_names(sentence: str) -> list[str]:
     """The capitalized names of a sentence, split where a headline's capitalized function word ("Reveal After
-    OpenAI") or a hyphen between two full names ("Taylor Swift-Travis Kelce") joins two of them.
+    OpenAI") or a hyphen between two full names ("Taylor Swift-Travis Kelce") joins two of them, and where "of"
+    follows a person's full name ("Lucia Moreno of Spain", but "Bank of Northland" stays whole).
 
     >>> candidate_names("Reveal After OpenAI drama, the All Blacks and the Taylor Swift-Travis Kelce romance.")
     ['Reveal', 'OpenAI', 'All Blacks', 'Taylor Swift', 'Travis Kelce']
+    >>> candidate_names("The race was won by Lucia Moreno of Spain, the Bank of Northland said.")
+    ['Lucia Moreno', 'Spain', 'Bank of Northland']
     """
     names: list[str] = []
     for name in named_entities(sentence):
@@ -143,7 +146,14 @@ def candidate_names(sentence: str) -> list[str]:
                 else:
                     piece.append(word)
             names.extend([" ".join(piece)] if piece else [])
+    names = [part for name in names for part in _person_of_place(name)]
     return list(dict.fromkeys(n for n in names if len(n) >= 2))
+
+
+def _person_of_place(name: str) -> list[str]:
+    """A person's full name and the place after "of" as two names; any other name as it is."""
+    person, of, place = name.partition(" of ")
+    return [person, place] if of and _person_like(person) else [name]
 
 
 def _person_like(name: str) -> bool:
