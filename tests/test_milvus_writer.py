@@ -8,33 +8,20 @@ until the switch, the new one from then on, never a mix).
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
 
 from index.errors import IndexMismatch
-from index.stores.milvus import MilvusBackend
 from index.stores.milvus_schema import DUMMY
 from index.types import Article, Chunk
 
 from conftest import FakeEmbedder
-from test_milvus_store import LEEDS, ROME, SBF, build, ids, manifest
+from test_milvus_store import LEEDS, ROME, SBF, backend, build, ids, lite_file, manifest  # noqa: F401 - backend, lite_file are fixtures
 
 ROME_AGAIN = Article("rome", "Floods hit Rome on Tuesday. The Tiber rose three metres", "Rome floods", "Wire \"Daily\"", published="2023-10-03")
 SNOW = Article("snow", "Snow closed every school in Aberdeen", "Aberdeen snow", "Scotland Today")
 WRITES = {"insert", "delete", "upsert", "drop_collection"}
-_prefixes = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def lite_file(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("milvus") / "writer.db")
-
-
-@pytest.fixture
-def backend(lite_file):
-    return MilvusBackend(lite_file, f"w{next(_prefixes)}")
 
 
 def view(store) -> dict:

@@ -71,7 +71,7 @@ def sentences_wanted(question: str, parts: int = 1) -> int:
 
 
 CITED_FOR_NAME = 2  # articles cited for a who/which answer: its best naming articles (a third was gold evidence 44 % of the time)
-CLAUSE_WEIGHT = 2.0
+CLAUSE_WEIGHT = 2.0  # how much an article's match with the words around its outlet's mention counts beside its best sentence
 DATE_MATCH = 3.0  # for the outlet's article published on the date the words around its mention name: it decides
 
 

@@ -200,12 +200,13 @@ def check_claims(question: str, passages: Sequence[Passage], similarity: Similar
             continue
         text = claim_text(clause, outlet)
         positive = denied(text)
-        shares = [overlap(claim_terms(positive or text, outlet), content_words(s.text)) for s, _ in pool]
+        claimed = claim_terms(positive or text, outlet)
+        shares = [overlap(claimed, content_words(s.text)) for s, _ in pool]
         cosines = similarity([positive or text], [s.text for s, _ in pool])[0] if similarity else None
         best = int(np.argmax(cosines)) if cosines is not None else int(np.argmax(shares))
         sentence, passage = pool[best]
         cosine = float(cosines[best]) if cosines is not None else None
-        status = _status(positive, shares[best], cosine, negates(sentence.text, claim_terms(positive or text, outlet)))
+        status = _status(positive, shares[best], cosine, negates(sentence.text, claimed))
         statuses.append(status)
         # Without a verdict, what the source reports is the sentence sharing most of the claim's words.
         shown = best if status != "unknown" else max(range(len(pool)), key=lambda i: (shares[i], pool[i][0].score))
