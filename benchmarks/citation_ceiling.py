@@ -57,18 +57,14 @@ def samples(queries: list[dict], limit: int) -> dict[str, list[dict]]:
     seen = {q["query"] for q in reported}
     return {
         "reported": reported,
-        "tuning": stratified_sample(
-            [q for q in queries if q["query"] not in seen], limit, seed=1
-        ),
+        "tuning": stratified_sample([q for q in queries if q["query"] not in seen], limit, seed=1),
     }
 
 
 def is_gold(hit, query: dict) -> bool:
     """Whether a hit's article is one of the query's gold evidence articles (by url, else by title)."""
     return any(
-        (hit.url and hit.url == e.get("url"))
-        or (hit.title and normalize(hit.title) == normalize(e.get("title", "")))
-        for e in query["evidence_list"]
+        (hit.url and hit.url == e.get("url")) or (hit.title and normalize(hit.title) == normalize(e.get("title", ""))) for e in query["evidence_list"]
     )
 
 
@@ -85,9 +81,7 @@ def collect(answerer, queries: list[dict]) -> list[tuple[dict, dict, list]]:
         rows = []
         for query in queries:
             seen.clear()
-            rows.append(
-                (query, answerer.answer(query["query"]).to_dict(), seen.get("passages"))
-            )
+            rows.append((query, answerer.answer(query["query"]).to_dict(), seen.get("passages")))
         return rows
     finally:
         answer_module.compose = real
@@ -98,26 +92,19 @@ def mentions_of(question: str, passages: list) -> tuple[list, list[tuple[str, li
     around it and its candidate passages, as `clause_picks` sees them."""
     named = sources_named(question, [source_of(p) for p in passages])
     own = [p for p in passages if source_of(p) in named] or list(passages)
-    mentions = find_source_mentions(
-        question, sorted({source_of(p) for p in own if source_of(p)})
-    )
+    mentions = find_source_mentions(question, sorted({source_of(p) for p in own if source_of(p)}))
     out = []
     for i, (start, end, sources) in enumerate(mentions):
         around = (
-            question[mentions[i - 1][1] if i else 0 : start]
-            + " "
-            + question[
-                end : mentions[i + 1][0] if i + 1 < len(mentions) else len(question)
-            ]
+            question[mentions[i - 1][1] if i else 0 : start] + " " + question[end : mentions[i + 1][0] if i + 1 < len(mentions) else len(question)]
         )
-        out.append(
-            (" ".join(around.split()), [p for p in own if source_of(p) in sources])
-        )
+        out.append((" ".join(around.split()), [p for p in own if source_of(p) in sources]))
     return own, out
 
 
 class Likelihood:
-    """log P(text | an article) under a llama.cpp model, computing logits only for the scored tokens."""
+    """log P(text | an article) under a llama.cpp model, computing logits only for the scored tokens (through
+    llama-cpp-python 0.3's Llama internals: its public calls compute logits for every token or only the last)."""
 
     def __init__(self, llama):
         self.llama = llama
@@ -136,14 +123,10 @@ class Likelihood:
         batch = [prefix[-1], *target[:-1]]
         llama._batch.set_batch(batch=batch, n_past=llama.n_tokens, logits_all=True)
         llama._ctx.decode(llama._batch)
-        logits = np.ctypeslib.as_array(
-            llama._ctx.get_logits(), shape=(len(batch), llama._n_vocab)
-        ).astype(np.float64)
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(batch), llama._n_vocab)).astype(np.float64)
         top = logits.max(axis=1)
         log_norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
-        return float((logits[np.arange(len(target)), target] - log_norm).sum()), len(
-            target
-        )
+        return float((logits[np.arange(len(target)), target] - log_norm).sum()), len(target)
 
 
 def ceiling(rows, likelihood: Likelihood | None) -> dict:
@@ -162,9 +145,7 @@ def ceiling(rows, likelihood: Likelihood | None) -> dict:
         counts["citations_of_picks"] += sum(any(c["url"] == p.hit.url for p in picks) for c in answer["citations"])
         timed, taken = False, []
         for around, candidates in mentions:
-            candidates = [
-                p for p in candidates if p not in taken
-            ]  # an outlet named twice speaks from two articles
+            candidates = [p for p in candidates if p not in taken]  # an outlet named twice speaks from two articles
             if not candidates:
                 counts["no_candidate"] += 1
                 continue
@@ -184,18 +165,9 @@ def ceiling(rows, likelihood: Likelihood | None) -> dict:
                     seconds += time.perf_counter() - started
                     timed = True
                     for weight in WEIGHTS:
-                        shifted = [
-                            dataclasses.replace(
-                                p, score=p.score + weight * lm[p.n][0] / lm[p.n][1]
-                            )
-                            if p.n in lm
-                            else p
-                            for p in own
-                        ]
+                        shifted = [dataclasses.replace(p, score=p.score + weight * lm[p.n][0] / lm[p.n][1]) if p.n in lm else p for p in own]
                         repicked = clause_picks(query["query"], shifted)[len(taken) - 1]
-                        counts[f"several_with_gold_right_lm_{weight}"] += is_gold(
-                            repicked.hit, query
-                        )
+                        counts[f"several_with_gold_right_lm_{weight}"] += is_gold(repicked.hit, query)
         scored_questions += timed
     several = counts["several_with_gold"]
     figures = {
@@ -206,9 +178,7 @@ def ceiling(rows, likelihood: Likelihood | None) -> dict:
         "perfect_pick_precision": (counts["one_candidate_gold"] + several) / counts["picks"],
     }
     if likelihood is not None:
-        figures["lm_right_pick_among_several"] = {
-            str(w): counts[f"several_with_gold_right_lm_{w}"] / several for w in WEIGHTS
-        }
+        figures["lm_right_pick_among_several"] = {str(w): counts[f"several_with_gold_right_lm_{w}"] / several for w in WEIGHTS}
         figures["lm_seconds_per_question_scored"] = seconds / max(1, scored_questions)
     return figures
 
@@ -225,9 +195,7 @@ def main() -> None:
         action="store_true",
         help="also re-pick with the bundled model's likelihood",
     )
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "results" / "citation_ceiling.json"
-    )
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "citation_ceiling.json")
     args = parser.parse_args()
 
     from server.answering.ask import load_answerer
