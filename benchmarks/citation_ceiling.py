@@ -29,9 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from index.query import find_source_mentions
 from server.answering import answer as answer_module
-from server.answering.compose import clause_picks
+from server.answering.compose import clause_picks, outlet_clauses
 from server.answering.evaluate import (
     NULL,
     normalize,
@@ -92,14 +91,7 @@ def mentions_of(question: str, passages: list) -> tuple[list, list[tuple[str, li
     around it and its candidate passages, as `clause_picks` sees them."""
     named = sources_named(question, [source_of(p) for p in passages])
     own = [p for p in passages if source_of(p) in named] or list(passages)
-    mentions = find_source_mentions(question, sorted({source_of(p) for p in own if source_of(p)}))
-    out = []
-    for i, (start, end, sources) in enumerate(mentions):
-        around = (
-            question[mentions[i - 1][1] if i else 0 : start] + " " + question[end : mentions[i + 1][0] if i + 1 < len(mentions) else len(question)]
-        )
-        out.append((" ".join(around.split()), [p for p in own if source_of(p) in sources]))
-    return own, out
+    return own, [(" ".join(around.split()), [p for p in own if source_of(p) in sources]) for around, sources in outlet_clauses(question, own)]
 
 
 class Likelihood:

@@ -87,10 +87,8 @@ def clause_picks(question: str, passages: Sequence[Passage]) -> list[Passage]:
     >>> [x.n for x in clause_picks("Did Wire report that Rome hired a coach, while the Post said Milan cut taxes?", ps)]
     [2, 3]
     """
-    mentions = find_source_mentions(question, sorted({source_of(p) for p in passages if source_of(p)}))
     picks: list[Passage] = []
-    for i, (start, end, sources) in enumerate(mentions):
-        around = question[mentions[i - 1][1] if i else 0 : start] + " " + question[end : mentions[i + 1][0] if i + 1 < len(mentions) else len(question)]
+    for around, sources in outlet_clauses(question, passages):
         terms, dates = content_words(around), find_dates(around)
 
         def match(p: Passage) -> float:
@@ -102,6 +100,22 @@ def clause_picks(question: str, passages: Sequence[Passage]) -> list[Passage]:
         if candidates:
             picks.append(max(candidates, key=match))
     return picks
+
+
+def outlet_clauses(question: str, passages: Sequence[Passage]) -> list[tuple[str, tuple[str, ...]]]:
+    """For each mention of a passage's outlet in the question, the words around it (up to the neighbouring
+    mentions) and the outlet names it matches.
+
+    >>> from index.types import Hit
+    >>> ps = [Passage(n, Hit(n, str(n), 1.0, "", 0, 0, source=s), (), 1.0) for n, s in [(1, "Wire"), (2, "Post")]]
+    >>> [(" ".join(a.split()), sorted(s)) for a, s in outlet_clauses("Did Wire report a win, while the Post said a loss?", ps)]
+    [('Did report a win, while the', ['Wire']), ('report a win, while the said a loss?', ['Post'])]
+    """
+    mentions = find_source_mentions(question, sorted({source_of(p) for p in passages if source_of(p)}))
+    return [
+        (question[mentions[i - 1][1] if i else 0 : start] + " " + question[end : mentions[i + 1][0] if i + 1 < len(mentions) else len(question)], sources)
+        for i, (start, end, sources) in enumerate(mentions)
+    ]
 
 
 def compose(
